@@ -1,0 +1,421 @@
+"""Save and load the memory as one SQLite file, atomically.
+
+File layout (schema version :data:`SCHEMA_VERSION`, journal mode WAL):
+
+* ``schema(version)``: one row;
+* ``meta(key, value)``: ``next_object_index`` and ``meta`` (JSON);
+* ``objects``: one row per :class:`SceneObject`; arrays as little-endian blobs: ``center``,
+  ``size`` (3,) float64; ``points`` (N, 3) float32; ``feature`` (D,) float32 or NULL;
+  ``history`` (H, 4) float64 rows ``(stamp, x, y, z)``; ``label_votes`` as JSON;
+* ``zones``, ``relations``, ``changes``: one row each, in list order (column ``idx``).
+
+Saves are atomic: the file is written under a temporary name in the destination directory,
+committed, closed, fsynced and moved over the destination with :func:`os.replace`, so a crash or
+kill at any moment leaves either the previous file or the new one, never a mix. One writer per
+path at a time is assumed (the node serialises saves); temporary files left by a killed save are
+removed by the next save to the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import logging
+import math
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memory_node.core.types import (
+    ChangeEvent,
+    ChangeKind,
+    InvalidInput,
+    MemorySnapshot,
+    Relation,
+    SceneObject,
+    Zone,
+)
+
+_LOG = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+"""Version written to and required in the ``schema`` table."""
+
+_SCHEMA = """
+CREATE TABLE schema (version INTEGER NOT NULL);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE objects (
+    idx INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    label_confidence REAL NOT NULL,
+    label_votes TEXT NOT NULL,
+    center BLOB NOT NULL,
+    size BLOB NOT NULL,
+    points BLOB NOT NULL,
+    feature BLOB,
+    state TEXT NOT NULL,
+    zone_id TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    observations INTEGER NOT NULL,
+    present INTEGER NOT NULL,
+    miss_count REAL NOT NULL,
+    history BLOB NOT NULL
+);
+CREATE TABLE zones (
+    idx INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    center BLOB NOT NULL,
+    size BLOB NOT NULL,
+    object_ids TEXT NOT NULL
+);
+CREATE TABLE relations (
+    idx INTEGER PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    predicate TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    confidence REAL NOT NULL
+);
+CREATE TABLE changes (
+    idx INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    object_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    stamp REAL NOT NULL,
+    old_position BLOB NOT NULL,
+    new_position BLOB NOT NULL,
+    old_state TEXT NOT NULL,
+    new_state TEXT NOT NULL
+);
+"""
+
+_F64 = np.dtype("<f8")
+_F32 = np.dtype("<f4")
+
+
+def _blob(array: Any, dtype: np.dtype) -> bytes:
+    return np.ascontiguousarray(np.asarray(array), dtype=dtype).tobytes()
+
+
+def _vec3(array: Any, what: str) -> bytes:
+    arr = np.asarray(array, dtype=_F64).reshape(-1)
+    if arr.shape != (3,):
+        raise InvalidInput(f"cannot save: {what} has shape {np.shape(array)}, expected (3,)")
+    return arr.tobytes()
+
+
+def _history_blob(history: Sequence[tuple[float, np.ndarray]], object_id: str) -> bytes:
+    rows = np.empty((len(history), 4), dtype=_F64)
+    for i, (stamp, centre) in enumerate(history):
+        rows[i, 0] = stamp
+        rows[i, 1:] = np.asarray(centre, dtype=_F64).reshape(3)
+    return rows.tobytes()
+
+
+def _object_rows(objects: Sequence[SceneObject]) -> Iterator[tuple[Any, ...]]:
+    """Yield one ``objects`` row per object (a generator, so rows are not all held at once)."""
+    for i, obj in enumerate(objects):
+        points = np.asarray(obj.points)
+        if points.size and (points.ndim != 2 or points.shape[1] != 3):
+            raise InvalidInput(f"cannot save: object {obj.id} points have shape {points.shape}")
+        feature = None if obj.feature is None else _blob(np.reshape(obj.feature, -1), _F32)
+        yield (
+            i,
+            obj.id,
+            obj.label,
+            float(obj.label_confidence),
+            json.dumps({str(k): float(v) for k, v in obj.label_votes.items()}),
+            _vec3(obj.center, f"object {obj.id} center"),
+            _vec3(obj.size, f"object {obj.id} size"),
+            _blob(points.reshape(-1, 3), _F32),
+            feature,
+            obj.state,
+            obj.zone_id,
+            float(obj.first_seen),
+            float(obj.last_seen),
+            int(obj.observations),
+            int(bool(obj.present)),
+            float(obj.miss_count),
+            _history_blob(obj.history, obj.id),
+        )
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: str) -> None:
+    for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(p)
+
+
+def save_memory(path: str, snapshot: MemorySnapshot) -> None:
+    """Write ``snapshot`` to the SQLite file ``path`` atomically (replacing any previous file).
+
+    Raises:
+        InvalidInput: ``path`` is empty, a directory, in a missing directory, or the snapshot
+            holds arrays of the wrong shape or non-JSON meta. The previous file is untouched.
+    """
+    if not path:
+        raise InvalidInput("cannot save: empty path")
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise InvalidInput(f"cannot save: {path} is a directory")
+    if not os.path.isdir(directory):
+        raise InvalidInput(f"cannot save: directory {directory} does not exist")
+    try:
+        meta_json = json.dumps(snapshot.meta, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"cannot save: meta is not JSON-serialisable ({exc})") from exc
+
+    prefix = f".{os.path.basename(path)}."
+    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
+        _LOG.info("removing %s left by an interrupted save", stale)
+        _remove_quietly(stale)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("next_object_index", str(int(snapshot.next_object_index))),
+                    ("meta", meta_json),
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                _object_rows(snapshot.objects),
+            )
+            conn.executemany(
+                "INSERT INTO zones VALUES (?,?,?,?,?,?)",
+                (
+                    (
+                        i,
+                        z.id,
+                        z.label,
+                        _vec3(z.center, f"zone {z.id} center"),
+                        _vec3(z.size, f"zone {z.id} size"),
+                        json.dumps([str(o) for o in z.object_ids]),
+                    )
+                    for i, z in enumerate(snapshot.zones)
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO relations VALUES (?,?,?,?,?)",
+                (
+                    (i, r.subject_id, r.predicate, r.object_id, float(r.confidence))
+                    for i, r in enumerate(snapshot.relations)
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    (
+                        i,
+                        int(e.kind),
+                        e.object_id,
+                        e.label,
+                        float(e.stamp),
+                        _vec3(e.old_position, f"change {i} old_position"),
+                        _vec3(e.new_position, f"change {i} new_position"),
+                        e.old_state,
+                        e.new_state,
+                    )
+                    for i, e in enumerate(snapshot.changes)
+                ),
+            )
+            conn.execute("COMMIT")
+            # Fold the WAL into the main file so the temporary file is complete on its own.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(directory)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    finally:
+        for side in (tmp + "-wal", tmp + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(side)
+    _LOG.debug(
+        "saved %d objects, %d zones, %d relations, %d changes to %s",
+        len(snapshot.objects),
+        len(snapshot.zones),
+        len(snapshot.relations),
+        len(snapshot.changes),
+        path,
+    )
+
+
+def _array(blob: bytes, dtype: np.dtype, what: str, shape: tuple[int, ...]) -> np.ndarray:
+    if not isinstance(blob, bytes) or len(blob) % dtype.itemsize:
+        raise InvalidInput(f"corrupt memory file: {what} blob has a bad length")
+    arr = np.frombuffer(blob, dtype=dtype)
+    count = math.prod(d for d in shape if d != -1)
+    if -1 in shape:
+        if arr.size % count:
+            raise InvalidInput(f"corrupt memory file: {what} blob has a bad length")
+    elif arr.size != count:
+        raise InvalidInput(f"corrupt memory file: {what} has {arr.size} values, expected {count}")
+    return arr.reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+
+
+def _read(conn: sqlite3.Connection) -> MemorySnapshot:
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "schema" not in tables:
+        raise InvalidInput("not a memory_node memory file: no schema table")
+    versions = [row[0] for row in conn.execute("SELECT version FROM schema")]
+    if versions != [SCHEMA_VERSION]:
+        raise InvalidInput(
+            f"unsupported memory file schema version {versions} (this build reads "
+            f"{SCHEMA_VERSION})"
+        )
+    missing = {"meta", "objects", "zones", "relations", "changes"} - tables
+    if missing:
+        raise InvalidInput(f"corrupt memory file: missing tables {sorted(missing)}")
+
+    meta_rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    try:
+        next_index = int(meta_rows["next_object_index"])
+        meta = json.loads(meta_rows["meta"])
+    except (KeyError, ValueError) as exc:
+        raise InvalidInput(f"corrupt memory file: bad meta table ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise InvalidInput("corrupt memory file: meta is not a JSON object")
+
+    objects: list[SceneObject] = []
+    for row in conn.execute("SELECT * FROM objects ORDER BY idx"):
+        (_, oid, label, conf, votes, center, size, points, feature, state, zone_id,
+         first_seen, last_seen, observations, present, miss_count, history) = row  # fmt: skip
+        hist = _array(history, _F64, f"object {oid} history", (-1, 4))
+        objects.append(
+            SceneObject(
+                id=oid,
+                label=label,
+                label_confidence=conf,
+                label_votes={str(k): float(v) for k, v in json.loads(votes).items()},
+                center=_array(center, _F64, f"object {oid} center", (3,)),
+                size=_array(size, _F64, f"object {oid} size", (3,)),
+                points=_array(points, _F32, f"object {oid} points", (-1, 3)),
+                feature=None
+                if feature is None
+                else _array(feature, _F32, f"object {oid} feature", (-1,)),
+                state=state,
+                zone_id=zone_id,
+                first_seen=first_seen,
+                last_seen=last_seen,
+                observations=int(observations),
+                present=bool(present),
+                miss_count=miss_count,
+                history=[(float(h[0]), h[1:].copy()) for h in hist],
+            )
+        )
+    zones = [
+        Zone(
+            id=zid,
+            label=label,
+            center=_array(center, _F64, f"zone {zid} center", (3,)),
+            size=_array(size, _F64, f"zone {zid} size", (3,)),
+            object_ids=[str(o) for o in json.loads(object_ids)],
+        )
+        for (_, zid, label, center, size, object_ids) in conn.execute(
+            "SELECT * FROM zones ORDER BY idx"
+        )
+    ]
+    relations = [
+        Relation(subject_id=s, predicate=p, object_id=o, confidence=c)
+        for (_, s, p, o, c) in conn.execute("SELECT * FROM relations ORDER BY idx")
+    ]
+    changes = []
+    for i, kind, oid, label, stamp, old_pos, new_pos, old_state, new_state in conn.execute(
+        "SELECT * FROM changes ORDER BY idx"
+    ):
+        try:
+            change_kind = ChangeKind(kind)
+        except ValueError as exc:
+            raise InvalidInput(f"corrupt memory file: change {i} has kind {kind}") from exc
+        changes.append(
+            ChangeEvent(
+                kind=change_kind,
+                object_id=oid,
+                label=label,
+                stamp=stamp,
+                old_position=_array(old_pos, _F64, f"change {i} old_position", (3,)),
+                new_position=_array(new_pos, _F64, f"change {i} new_position", (3,)),
+                old_state=old_state,
+                new_state=new_state,
+            )
+        )
+    return MemorySnapshot(
+        objects=objects,
+        relations=relations,
+        zones=zones,
+        changes=changes,
+        next_object_index=next_index,
+        meta=meta,
+    )
+
+
+def load_memory(path: str) -> MemorySnapshot:
+    """Read a file written by :func:`save_memory`.
+
+    Raises:
+        InvalidInput: the path is missing, a directory, not an SQLite file, truncated or
+            corrupt, or of another schema; the message says which.
+    """
+    if not path:
+        raise InvalidInput("cannot load: empty path")
+    if not os.path.exists(path):
+        raise InvalidInput(f"cannot load: {path} does not exist")
+    if os.path.isdir(path):
+        raise InvalidInput(f"cannot load: {path} is a directory")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except OSError as exc:
+        raise InvalidInput(f"cannot load: {path} is not readable ({exc})") from exc
+    if header != b"SQLite format 3\x00":
+        raise InvalidInput(f"cannot load: {path} is not an SQLite file")
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise InvalidInput(f"cannot load: {path} cannot be opened ({exc})") from exc
+    try:
+        snapshot = _read(conn)
+    except sqlite3.Error as exc:
+        raise InvalidInput(f"cannot load: {path} is corrupt or truncated ({exc})") from exc
+    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"cannot load: {path} holds malformed values ({exc})") from exc
+    finally:
+        conn.close()
+    _LOG.debug("loaded %d objects from %s", len(snapshot.objects), path)
+    return snapshot

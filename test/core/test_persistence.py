@@ -1,0 +1,299 @@
+"""Round trip, atomicity and refusal of bad files for the SQLite memory file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memory_node.core import persistence
+from memory_node.core.persistence import load_memory, save_memory
+from memory_node.core.types import (
+    ChangeEvent,
+    ChangeKind,
+    InvalidInput,
+    MemorySnapshot,
+    Relation,
+    SceneObject,
+    Zone,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_snapshot(n: int = 20, seed: int = 0) -> MemorySnapshot:
+    rng = np.random.default_rng(seed)
+    objects = []
+    for i in range(n):
+        objects.append(
+            SceneObject(
+                id=f"obj_{i:06d}",
+                label=["mug", "table", "", "chair"][i % 4],
+                label_confidence=float(rng.random()),
+                label_votes={"mug": float(rng.random()), "cup": 1.0 / 3.0} if i % 3 else {},
+                center=rng.normal(size=3),
+                size=rng.random(3) + 0.01,
+                points=rng.normal(size=(int(rng.integers(0, 50)), 3)).astype(np.float32),
+                feature=None if i % 5 == 0 else rng.normal(size=16).astype(np.float32),
+                state=["", "open", "closed"][i % 3],
+                zone_id="zone_001" if i % 2 else "",
+                first_seen=float(rng.random()),
+                last_seen=1e9 + float(rng.random()),
+                observations=int(rng.integers(0, 1000)),
+                present=bool(i % 4),
+                miss_count=float(rng.random()),
+                history=[(float(t), rng.normal(size=3)) for t in range(i % 4)],
+            )
+        )
+    zones = [
+        Zone("zone_001", "kitchen", rng.normal(size=3), rng.random(3), ["obj_000001"]),
+        Zone("zone_002", "", np.zeros(3), np.ones(3), []),
+    ]
+    relations = [
+        Relation("obj_000001", "on", "obj_000002", 0.75),
+        Relation("obj_000003", "in", "obj_000002", 1.0 / 3.0),
+    ]
+    changes = [
+        ChangeEvent(
+            kind=kind,
+            object_id=f"obj_{k:06d}",
+            label="mug",
+            stamp=100.0 + k / 7.0,
+            old_position=rng.normal(size=3),
+            new_position=rng.normal(size=3),
+            old_state="closed" if kind == ChangeKind.STATE_CHANGED else "",
+            new_state="open" if kind == ChangeKind.STATE_CHANGED else "",
+        )
+        for k, kind in enumerate(list(ChangeKind) * 2)
+    ]
+    return MemorySnapshot(
+        objects=objects,
+        relations=relations,
+        zones=zones,
+        changes=changes,
+        next_object_index=n + 7,
+        meta={"clock": 123.456, "config": {"voxel_size_m": 0.025}, "names": ["a", "b"]},
+    )
+
+
+def assert_same(a: MemorySnapshot, b: MemorySnapshot) -> None:
+    assert len(a.objects) == len(b.objects)
+    for x, y in zip(a.objects, b.objects, strict=True):
+        for name in ("id", "label", "label_confidence", "label_votes", "state", "zone_id"):
+            assert getattr(x, name) == getattr(y, name), name
+        for name in ("first_seen", "last_seen", "observations", "present", "miss_count"):
+            assert getattr(x, name) == getattr(y, name), name
+        assert y.center.dtype == np.float64 and np.array_equal(x.center, y.center)
+        assert y.size.dtype == np.float64 and np.array_equal(x.size, y.size)
+        assert y.points.dtype == np.float32 and y.points.shape == (len(x.points), 3)
+        assert np.array_equal(x.points, y.points)
+        if x.feature is None:
+            assert y.feature is None
+        else:
+            assert y.feature is not None and y.feature.dtype == np.float32
+            assert np.array_equal(x.feature, y.feature)
+        assert len(x.history) == len(y.history)
+        for (t1, c1), (t2, c2) in zip(x.history, y.history, strict=True):
+            assert t1 == t2 and np.array_equal(c1, c2)
+    assert [(z.id, z.label, z.object_ids) for z in a.zones] == [
+        (z.id, z.label, z.object_ids) for z in b.zones
+    ]
+    for z1, z2 in zip(a.zones, b.zones, strict=True):
+        assert np.array_equal(z1.center, z2.center) and np.array_equal(z1.size, z2.size)
+    assert a.relations == b.relations
+    assert len(a.changes) == len(b.changes)
+    for e1, e2 in zip(a.changes, b.changes, strict=True):
+        assert (e1.kind, e1.object_id, e1.label, e1.stamp, e1.old_state, e1.new_state) == (
+            e2.kind,
+            e2.object_id,
+            e2.label,
+            e2.stamp,
+            e2.old_state,
+            e2.new_state,
+        )
+        assert isinstance(e2.kind, ChangeKind)
+        assert np.array_equal(e1.old_position, e2.old_position)
+        assert np.array_equal(e1.new_position, e2.new_position)
+    assert a.next_object_index == b.next_object_index
+    assert a.meta == b.meta
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    snap = make_snapshot()
+    path = str(tmp_path / "memory.db")
+    save_memory(path, snap)
+    loaded = load_memory(path)
+    assert_same(snap, loaded)
+    for obj in loaded.objects:
+        assert np.isfinite(obj.center).all() and np.isfinite(obj.points).all()
+    # no side files or temporaries left next to the memory file
+    assert sorted(os.listdir(tmp_path)) == ["memory.db"]
+
+
+def test_file_is_wal_with_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    save_memory(str(path), make_snapshot(3))
+    header = path.read_bytes()[:20]
+    assert header[18:20] == b"\x02\x02"  # file format read/write versions 2 = WAL
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        assert conn.execute("SELECT version FROM schema").fetchall() == [
+            (persistence.SCHEMA_VERSION,)
+        ]
+    finally:
+        conn.close()
+
+
+def test_empty_snapshot_round_trip(tmp_path: Path) -> None:
+    path = str(tmp_path / "empty.db")
+    save_memory(path, MemorySnapshot())
+    assert_same(MemorySnapshot(), load_memory(path))
+
+
+def test_save_overwrites_previous(tmp_path: Path) -> None:
+    path = str(tmp_path / "memory.db")
+    save_memory(path, make_snapshot(5, seed=1))
+    second = make_snapshot(9, seed=2)
+    save_memory(path, second)
+    assert_same(second, load_memory(path))
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (None, "does not exist"),
+        (b"", "not an SQLite file"),
+        (np.random.default_rng(3).bytes(4096), "not an SQLite file"),
+    ],
+)
+def test_load_refuses_bad_files(tmp_path: Path, content: bytes | None, reason: str) -> None:
+    path = tmp_path / "bad.db"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InvalidInput, match=reason):
+        load_memory(str(path))
+
+
+def test_load_refuses_directory_and_empty_path(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="directory"):
+        load_memory(str(tmp_path))
+    with pytest.raises(InvalidInput, match="empty path"):
+        load_memory("")
+
+
+def test_load_refuses_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    save_memory(str(path), make_snapshot(200))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidInput, match=r"corrupt|truncated"):
+        load_memory(str(path))
+
+
+def test_load_refuses_foreign_and_wrong_version_sqlite(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE things (a INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(InvalidInput, match="no schema table"):
+        load_memory(str(foreign))
+
+    path = tmp_path / "memory.db"
+    save_memory(str(path), make_snapshot(2))
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE schema SET version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(InvalidInput, match="schema version"):
+        load_memory(str(path))
+
+
+def test_save_refuses_bad_paths(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="directory"):
+        save_memory(str(tmp_path), make_snapshot(1))
+    with pytest.raises(InvalidInput, match="does not exist"):
+        save_memory(str(tmp_path / "missing" / "m.db"), make_snapshot(1))
+
+
+def test_failure_halfway_keeps_previous_file(tmp_path: Path, monkeypatch) -> None:
+    path = str(tmp_path / "memory.db")
+    first = make_snapshot(10, seed=4)
+    save_memory(path, first)
+    real_rows = persistence._object_rows
+
+    def failing_rows(objects):
+        for i, row in enumerate(real_rows(objects)):
+            if i == len(objects) // 2:
+                raise RuntimeError("simulated crash halfway through the save")
+            yield row
+
+    monkeypatch.setattr(persistence, "_object_rows", failing_rows)
+    with pytest.raises(RuntimeError, match="halfway"):
+        save_memory(path, make_snapshot(40, seed=5))
+    assert_same(first, load_memory(path))
+    assert sorted(os.listdir(tmp_path)) == ["memory.db"]
+
+
+KILLED_SAVER = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from memory_node.core import persistence
+    from memory_node.core.types import MemorySnapshot, SceneObject
+
+    objects = [
+        SceneObject(id=f"obj_{i:06d}", points=np.ones((100, 3), np.float32)) for i in range(400)
+    ]
+
+    real_rows = persistence._object_rows
+
+    def slow_rows(objects):
+        for i, row in enumerate(real_rows(objects)):
+            if i == len(objects) // 2:
+                print("HALFWAY", flush=True)
+                time.sleep(60)
+            yield row
+
+    persistence._object_rows = slow_rows
+    persistence.save_memory(sys.argv[1], MemorySnapshot(objects=objects))
+    """
+)
+
+
+def test_sigkill_mid_save_leaves_previous_file_loadable(tmp_path: Path) -> None:
+    path = str(tmp_path / "memory.db")
+    first = make_snapshot(10, seed=7)
+    save_memory(path, first)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SAVER, path],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == b"HALFWAY"
+        # the save is under way: its temporary file exists next to the memory file
+        assert any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+        time.sleep(0.05)
+        proc.kill()
+    finally:
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == -9
+    assert_same(first, load_memory(path))
+    # the next save cleans up what the killed one left behind
+    second = make_snapshot(3, seed=8)
+    save_memory(path, second)
+    assert_same(second, load_memory(path))
+    assert sorted(os.listdir(tmp_path)) == ["memory.db"]
