@@ -1,0 +1,17 @@
+# Source this file to use memory_node by hand: `source env.sh` (after `make setup`).
+# It activates the venv (ROS 2 Jazzy wheels + Python dependencies) and the colcon install.
+_mn_root="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
+if [ ! -f "$_mn_root/install/local_setup.bash" ]; then
+  echo "memory_node: not set up yet; run 'make setup' in $_mn_root first" >&2
+  return 1 2>/dev/null || exit 1
+fi
+# shellcheck disable=SC1091
+. "$_mn_root/.venv/bin/activate"
+export AMENT_PREFIX_PATH="$_mn_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+# shellcheck disable=SC1091
+. "$_mn_root/install/local_setup.bash"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+# No model hub is reachable: models load from packaged files or local paths only.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export PATH="$_mn_root/install/memory_node/lib/memory_node:$PATH"
+unset _mn_root
