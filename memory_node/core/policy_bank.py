@@ -1,0 +1,625 @@
+"""Policy memory bank in the style of MemoryVLA's perceptual-cognitive memory bank.
+
+Two streams are kept per episode:
+
+* perceptual: each entry is ``(num_tokens, dim)`` float32 tokens of one control step;
+* cognitive: each entry is one ``(dim,)`` float32 token of one control step.
+
+At every step the current tokens (the queries) retrieve from their stream's bank with
+``num_layers`` cross-attention layers (``num_heads`` heads each). Keys are the stored entries plus
+a sinusoidal encoding of the entry's timestep, values are the stored entries. The retrieved memory
+``m`` is fused with the current tokens ``x`` by a learned gate::
+
+    g = sigmoid(Linear([x, m]));  out = g * x + (1 - g) * m
+
+When ``write`` is set, the fused tokens are appended to the bank (``store_fused``; raw tokens
+otherwise). A bank holds at most ``capacity`` (L) entries: once it would exceed L, either the most
+similar adjacent pair (cosine similarity of the flattened entries) is replaced by its average,
+features and timesteps alike (``consolidation="merge"``), or the oldest entry is dropped
+(``consolidation="fifo"``). The two streams consolidate independently.
+
+Per layer, the key/value projections of stored entries are cached with the entries (projection
+is linear, so averaging cached projections on a merge is exact); each step only projects the new
+entry. The timestep part of the keys, ``W_k TE(t)``, is recomputed from the (possibly averaged)
+timesteps at retrieval.
+
+:class:`PerceptualCognitiveMemory` is the batched ``torch.nn.Module`` (B episodes in lock-step,
+differentiable, for training). :class:`PolicyMemory` wraps it for one episode at a time with
+numpy in/out, input validation and automatic episode resets; the ``policy_memory`` node calls it.
+Pure torch + numpy: no ROS imports here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional
+
+from memory_node.core.config import param
+from memory_node.core.types import InvalidInput
+
+_LOG = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "memory_node.policy_bank"
+CHECKPOINT_VERSION = 1
+#: Largest timestep accepted: every integer up to 2**24 is exact in float32.
+MAX_TIMESTEP = 2**24
+#: Config fields that change the shape or meaning of the weights; stored in checkpoints.
+ARCHITECTURE_FIELDS = ("dim", "num_heads", "num_layers", "ffn_dim", "timestep_base")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, or made for another architecture."""
+
+
+@dataclass
+class PolicyBankConfig:
+    """Configuration of the policy memory bank (one ROS parameter per field)."""
+
+    dim: int = param(512, "Token width (channels) of both streams.", min_value=1, max_value=8192)
+    capacity: int = param(
+        16, "Bank capacity L: entries kept per stream.", min_value=1, max_value=4096
+    )
+    num_heads: int = param(
+        4, "Attention heads of each retrieval layer; must divide dim.", min_value=1, max_value=64
+    )
+    num_layers: int = param(
+        2, "Cross-attention retrieval layers per stream.", min_value=1, max_value=16
+    )
+    ffn_dim: int = param(
+        1024,
+        "Hidden width of each retrieval layer's feed-forward block.",
+        min_value=1,
+        max_value=65536,
+    )
+    max_tokens: int = param(
+        1024,
+        "Largest number of perceptual tokens accepted per step.",
+        min_value=1,
+        max_value=65536,
+    )
+    consolidation: str = param(
+        "merge",
+        "At capacity: 'merge' averages the most similar adjacent pair, 'fifo' drops the oldest.",
+        choices=("merge", "fifo"),
+    )
+    store_fused: bool = param(
+        True, "Write the gated (memory-fused) tokens to the bank; false writes the raw tokens."
+    )
+    timestep_base: float = param(
+        10000.0, "Base period of the sinusoidal timestep encoding, in steps.", min_value=1.0
+    )
+    checkpoint_path: str = param("", "Weights file (save_checkpoint); empty = seeded random init.")
+    device: str = param("cpu", "Torch device, e.g. 'cpu' or 'cuda:0'.")
+    seed: int = param(0, "Seed of the random initialisation.", min_value=0, max_value=2**31 - 1)
+
+    def validate(self) -> None:
+        """Raise ValueError when fields are inconsistent (ranges are checked by the node)."""
+        if self.dim < 1 or self.num_heads < 1 or self.dim % self.num_heads != 0:
+            raise ValueError(
+                f"dim={self.dim} must be a positive multiple of num_heads={self.num_heads}"
+            )
+        if self.capacity < 1 or self.num_layers < 1 or self.ffn_dim < 1 or self.max_tokens < 1:
+            raise ValueError("capacity, num_layers, ffn_dim and max_tokens must be >= 1")
+        if self.consolidation not in ("merge", "fifo"):
+            raise ValueError(f"consolidation={self.consolidation!r} is not 'merge' or 'fifo'")
+
+
+# --------------------------------------------------------------------------------------------
+# Batched torch module
+# --------------------------------------------------------------------------------------------
+
+
+def timestep_encoding(timesteps: Tensor, dim: int, base: float = 10000.0) -> Tensor:
+    """Sinusoidal encoding of (possibly fractional) timesteps.
+
+    Args:
+        timesteps: (...) float tensor, control steps.
+        dim: encoding width.
+        base: longest period is ``2 * pi * base`` steps.
+
+    Returns:
+        (..., dim) tensor, same dtype and device: ``[sin(t w), cos(t w)]`` truncated to dim.
+    """
+    half = (dim + 1) // 2
+    exponent = torch.arange(half, device=timesteps.device, dtype=torch.float32) / max(half, 1)
+    freqs = torch.exp(-math.log(base) * exponent)
+    angles = timesteps.to(torch.float32).unsqueeze(-1) * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)[..., :dim].to(timesteps.dtype)
+
+
+@dataclass
+class StreamBank:
+    """The bank of one stream for B episodes in lock-step (same number of entries each).
+
+    Attributes:
+        entries: (B, n, N, D) stored tokens; N = 1 for the cognitive stream.
+        timesteps: (B, n) float32 timestep of each entry (averaged by merges).
+        keys: per retrieval layer, (B, n, N, D) cached key projections (without the timestep
+            term); empty when projections are not cached.
+        values: per retrieval layer, (B, n, N, D) cached value projections; empty likewise.
+    """
+
+    entries: Tensor
+    timesteps: Tensor
+    keys: list[Tensor]
+    values: list[Tensor]
+
+    @property
+    def size(self) -> int:
+        """Number of entries n."""
+        return int(self.entries.shape[1])
+
+    def tensors(self) -> list[Tensor]:
+        """All per-entry tensors with layout (B, n, ...), in a fixed order."""
+        return [self.entries, self.timesteps, *self.keys, *self.values]
+
+    def replaced(self, tensors: Sequence[Tensor]) -> StreamBank:
+        """Return a bank made of ``tensors``, given in the order of :meth:`tensors`."""
+        layers = len(self.keys)
+        return StreamBank(
+            entries=tensors[0],
+            timesteps=tensors[1],
+            keys=list(tensors[2 : 2 + layers]),
+            values=list(tensors[2 + layers : 2 + 2 * layers]),
+        )
+
+
+@dataclass
+class BankState:
+    """Memory of B episodes: one bank per stream."""
+
+    perceptual: StreamBank
+    cognitive: StreamBank
+
+    @property
+    def size(self) -> int:
+        """Entries per stream (both streams always hold the same number)."""
+        return self.perceptual.size
+
+
+def adjacent_similarity(entries: Tensor) -> Tensor:
+    """Cosine similarity of each adjacent pair of entries.
+
+    Args:
+        entries: (B, n, ...) tensor; each entry is flattened.
+
+    Returns:
+        (B, n - 1): similarity of entries i and i + 1.
+    """
+    flat = entries.flatten(2)
+    return functional.cosine_similarity(flat[:, :-1], flat[:, 1:], dim=-1, eps=1e-8)
+
+
+def merge_most_similar_adjacent(
+    entries: Tensor, tensors: Sequence[Tensor]
+) -> tuple[list[Tensor], Tensor]:
+    """Replace the most similar adjacent pair of entries by its average, per episode.
+
+    Similarity is computed on ``entries``; every tensor of ``tensors`` (each (B, n, ...), e.g. the
+    entries themselves, their timesteps and cached projections) gets the same pair averaged.
+    Ties go to the oldest pair. Vectorised over the batch: no Python loop.
+
+    Args:
+        entries: (B, n, ...) with n >= 2.
+        tensors: tensors of layout (B, n, ...).
+
+    Returns:
+        The tensors with n - 1 entries, and (B,) int64 index i of the merged pair (i, i + 1).
+    """
+    batch, n = entries.shape[0], entries.shape[1]
+    if n < 2:
+        raise ValueError("merging needs at least two entries")
+    pair = adjacent_similarity(entries).argmax(dim=1)  # (B,)
+    slots = torch.arange(n - 1, device=entries.device).unsqueeze(0)  # (1, n - 1)
+    # Output slot j takes entry j before the pair, j + 1 after it; slot `pair` is overwritten.
+    source = slots + (slots >= pair.unsqueeze(1)).long()  # (B, n - 1)
+    rows = torch.arange(batch, device=entries.device)
+    merged = []
+    for t in tensors:
+        out = t[rows.unsqueeze(1), source]
+        out[rows, pair] = 0.5 * (t[rows, pair] + t[rows, pair + 1])
+        merged.append(out)
+    return merged, pair
+
+
+class CrossAttentionLayer(nn.Module):
+    """One retrieval layer: multi-head cross-attention then a feed-forward block (post-norm)."""
+
+    def __init__(self, dim: int, num_heads: int, ffn_dim: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm_attention = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, dim))
+        self.norm_ffn = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+        """Attend from ``x`` to projected memory.
+
+        Args:
+            x: (B, Q, D) queries (current tokens or the previous layer's output).
+            keys: (B, K, D) already-projected keys.
+            values: (B, K, D) already-projected values.
+
+        Returns:
+            (B, Q, D).
+        """
+        batch, queries, dim = x.shape
+        heads = self.num_heads
+
+        def split(t: Tensor) -> Tensor:
+            return t.reshape(batch, -1, heads, dim // heads).transpose(1, 2)
+
+        attended = functional.scaled_dot_product_attention(
+            split(self.query(x)), split(keys), split(values)
+        )
+        attended = attended.transpose(1, 2).reshape(batch, queries, dim)
+        x = self.norm_attention(x + self.out(attended))
+        return self.norm_ffn(x + self.ffn(x))
+
+
+class MemoryStream(nn.Module):
+    """Retrieval layers and gate of one stream (perceptual or cognitive)."""
+
+    def __init__(
+        self, dim: int, num_heads: int, num_layers: int, ffn_dim: int, timestep_base: float
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.timestep_base = timestep_base
+        self.layers = nn.ModuleList(
+            CrossAttentionLayer(dim, num_heads, ffn_dim) for _ in range(num_layers)
+        )
+        self.gate = nn.Linear(2 * dim, dim)
+
+    @property
+    def retrieval_layers(self) -> list[CrossAttentionLayer]:
+        """The retrieval layers, typed."""
+        return [cast(CrossAttentionLayer, layer) for layer in self.layers]
+
+    def project(self, entries: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Per-layer key and value projections of entries (B, n, N, D), timestep term excluded."""
+        keys = [layer.key(entries) for layer in self.retrieval_layers]
+        values = [layer.value(entries) for layer in self.retrieval_layers]
+        return keys, values
+
+    def retrieve(self, x: Tensor, bank: StreamBank) -> Tensor:
+        """Memory read-out for queries x (B, Q, D) from a non-empty bank; returns (B, Q, D)."""
+        if bank.keys:
+            keys, values = bank.keys, bank.values
+        else:
+            keys, values = self.project(bank.entries)
+        encoding = timestep_encoding(bank.timesteps, self.dim, self.timestep_base)  # (B, n, D)
+        h = x
+        for layer, k, v in zip(self.retrieval_layers, keys, values, strict=True):
+            time_term = functional.linear(encoding, layer.key.weight).unsqueeze(2)  # (B, n, 1, D)
+            h = layer(h, (k + time_term).flatten(1, 2), v.flatten(1, 2))
+        return h
+
+    def fuse(self, x: Tensor, memory: Tensor) -> Tensor:
+        """Gated fusion ``g * x + (1 - g) * memory`` with ``g = sigmoid(Linear([x, memory]))``."""
+        g = torch.sigmoid(self.gate(torch.cat([x, memory], dim=-1)))
+        return g * x + (1.0 - g) * memory
+
+
+class PerceptualCognitiveMemory(nn.Module):
+    """Batched perceptual-cognitive memory bank (torch module, B episodes in lock-step).
+
+    Use :meth:`forward` once per control step; the bank state is passed in and returned (None is
+    the empty bank), so the module is stateless and differentiable through time for training.
+    """
+
+    def __init__(self, config: PolicyBankConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = dataclasses.replace(config)
+        args = (config.dim, config.num_heads, config.num_layers, config.ffn_dim)
+        self.perceptual = MemoryStream(*args, timestep_base=config.timestep_base)
+        self.cognitive = MemoryStream(*args, timestep_base=config.timestep_base)
+        self.cache_projections = True
+
+    def forward(
+        self,
+        perceptual: Tensor,
+        cognitive: Tensor,
+        timestep: Tensor,
+        state: BankState | None,
+        write: bool = True,
+    ) -> tuple[Tensor, Tensor, BankState | None]:
+        """Retrieve, fuse and (optionally) write one step of B episodes.
+
+        Args:
+            perceptual: (B, N, D) current perceptual tokens.
+            cognitive: (B, D) current cognitive token.
+            timestep: (B,) control step index of this step (any real dtype).
+            state: the banks so far; None = empty (fused output then equals the input).
+            write: append this step's tokens and consolidate at capacity.
+
+        Returns:
+            (B, N, D) fused perceptual tokens, (B, D) fused cognitive token, and the new state
+            (the input state itself when ``write`` is False).
+        """
+        cognitive_tokens = cognitive.unsqueeze(1)
+        if state is None:
+            fused_p, fused_c = perceptual, cognitive_tokens
+        else:
+            fused_p = self.perceptual.fuse(
+                perceptual, self.perceptual.retrieve(perceptual, state.perceptual)
+            )
+            fused_c = self.cognitive.fuse(
+                cognitive_tokens, self.cognitive.retrieve(cognitive_tokens, state.cognitive)
+            )
+        if not write:
+            return fused_p, fused_c.squeeze(1), state
+        stored_p, stored_c = (
+            (fused_p, fused_c) if self.config.store_fused else (perceptual, cognitive_tokens)
+        )
+        t = timestep.to(device=perceptual.device, dtype=torch.float32).reshape(-1, 1)
+        new_state = BankState(
+            perceptual=self._append(
+                self.perceptual, None if state is None else state.perceptual, stored_p, t
+            ),
+            cognitive=self._append(
+                self.cognitive, None if state is None else state.cognitive, stored_c, t
+            ),
+        )
+        return fused_p, fused_c.squeeze(1), new_state
+
+    def _append(
+        self, stream: MemoryStream, bank: StreamBank | None, tokens: Tensor, t: Tensor
+    ) -> StreamBank:
+        """Append tokens (B, N, D) at timesteps t (B, 1) to a bank, consolidating at capacity."""
+        entry = tokens.unsqueeze(1)  # (B, 1, N, D)
+        if self.cache_projections:
+            keys, values = stream.project(entry)
+        else:
+            keys, values = [], []
+        new = StreamBank(entry, t, keys, values)
+        if bank is None:
+            return new
+        if bank.tensors()[0].shape[2:] != entry.shape[2:]:
+            raise InvalidInput(
+                f"tokens of shape {tuple(entry.shape[2:])} do not match the bank's "
+                f"{tuple(bank.entries.shape[2:])}; reset the episode first"
+            )
+        pairs = zip(bank.tensors(), new.tensors(), strict=True)
+        grown = bank.replaced([torch.cat([old, add], dim=1) for old, add in pairs])
+        return self.consolidate(grown)
+
+    def consolidate(self, bank: StreamBank) -> StreamBank:
+        """Shrink a bank to at most ``capacity`` entries with the configured policy."""
+        while bank.size > self.config.capacity:
+            if self.config.consolidation == "fifo":
+                excess = bank.size - self.config.capacity
+                bank = bank.replaced([t[:, excess:] for t in bank.tensors()])
+            else:
+                merged, _ = merge_most_similar_adjacent(bank.entries, bank.tensors())
+                bank = bank.replaced(merged)
+        return bank
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(module: PerceptualCognitiveMemory, path: str | Path) -> None:
+    """Write the module's weights and architecture atomically to ``path`` (torch format)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "architecture": {name: getattr(module.config, name) for name in ARCHITECTURE_FIELDS},
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+    }
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(module: PerceptualCognitiveMemory, path: str | Path) -> None:
+    """Load weights saved by :func:`save_checkpoint` into ``module``.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, not a policy-bank checkpoint, or its
+            architecture (dim, heads, layers, ffn_dim, timestep_base) differs from the module's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"policy bank checkpoint {str(path)!r} does not exist")
+    try:
+        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt file
+        raise CheckpointError(
+            f"policy bank checkpoint {str(path)!r} is unreadable ({type(err).__name__}: {err})"
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a policy bank checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint version {payload.get('version')!r}, "
+            f"expected {CHECKPOINT_VERSION}"
+        )
+    architecture = payload.get("architecture", {})
+    expected = {name: getattr(module.config, name) for name in ARCHITECTURE_FIELDS}
+    if architecture != expected:
+        raise CheckpointError(
+            f"{str(path)!r} was saved for architecture {architecture}, the config asks for "
+            f"{expected}"
+        )
+    try:
+        module.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{str(path)!r} has mismatching weights: {err}") from err
+
+
+def build_module(config: PolicyBankConfig) -> PerceptualCognitiveMemory:
+    """Make the module on ``config.device``: checkpoint weights, or a seeded random init.
+
+    Does not disturb the global torch random state.
+    """
+    config.validate()
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {config.device!r} requested but CUDA is not available")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        module = PerceptualCognitiveMemory(config)
+    if config.checkpoint_path:
+        load_checkpoint(module, config.checkpoint_path)
+    return module.to(device).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# Single-episode wrapper used by the node
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyStepResult:
+    """Answer to one :meth:`PolicyMemory.step`.
+
+    Attributes:
+        perceptual_fused: (num_tokens, dim) float32 memory-fused perceptual tokens.
+        cognitive_fused: (dim,) float32 memory-fused cognitive token.
+        bank_size: entries per stream after this step.
+        episode_reset: True when this step's timestep went backwards and the bank was reset.
+    """
+
+    perceptual_fused: np.ndarray
+    cognitive_fused: np.ndarray
+    bank_size: int
+    episode_reset: bool = False
+
+
+class PolicyMemory:
+    """The memory bank of one running episode, numpy in and out.
+
+    Not thread-safe: the caller serialises calls (the node holds one lock around it).
+    """
+
+    def __init__(self, config: PolicyBankConfig) -> None:
+        self.config = dataclasses.replace(config)
+        self.module = build_module(self.config)
+        self.device = torch.device(self.config.device)
+        self._state: BankState | None = None
+        self._last_written_timestep: int | None = None
+
+    @property
+    def bank_size(self) -> int:
+        """Entries per stream in the current episode."""
+        return 0 if self._state is None else self._state.size
+
+    def reset(self) -> None:
+        """Forget the current episode."""
+        self._state = None
+        self._last_written_timestep = None
+
+    def step(
+        self, timestep: int, perceptual: np.ndarray, cognitive: np.ndarray, write: bool
+    ) -> PolicyStepResult:
+        """Fuse the current tokens with the episode's memory and optionally store them.
+
+        Args:
+            timestep: control step index, 0 <= timestep <= 2**24. Smaller than the last written
+                timestep = a new episode: the bank is reset first (logged).
+            perceptual: (num_tokens, dim) float array, finite.
+            cognitive: (dim,) float array, finite.
+            write: store this step (and consolidate at capacity).
+
+        Raises:
+            InvalidInput: bad shapes, dim != config.dim, num_tokens out of range or changed
+                mid-episode, non-finite values, bad timestep. The bank is then unchanged.
+        """
+        new_episode = (
+            self._last_written_timestep is not None and timestep < self._last_written_timestep
+        )
+        p, c = self._validate(timestep, perceptual, cognitive, new_episode)
+        episode_reset = False
+        if new_episode:
+            _LOG.info(
+                "timestep went back from %d to %d: resetting the policy memory bank",
+                self._last_written_timestep,
+                timestep,
+            )
+            self.reset()
+            episode_reset = True
+        with torch.inference_mode():
+            fused_p, fused_c, state = self.module(
+                torch.from_numpy(p).to(self.device).unsqueeze(0),
+                torch.from_numpy(c).to(self.device).unsqueeze(0),
+                torch.tensor([float(timestep)], device=self.device),
+                self._state,
+                write,
+            )
+        if write:
+            self._state = state
+            self._last_written_timestep = int(timestep)
+        return PolicyStepResult(
+            perceptual_fused=fused_p[0].cpu().numpy().astype(np.float32, copy=False),
+            cognitive_fused=fused_c[0].cpu().numpy().astype(np.float32, copy=False),
+            bank_size=self.bank_size,
+            episode_reset=episode_reset,
+        )
+
+    def _validate(
+        self, timestep: int, perceptual: np.ndarray, cognitive: np.ndarray, new_episode: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Check one step's input; return C-contiguous float32 arrays (copies or views)."""
+        dim = self.config.dim
+        if isinstance(timestep, bool) or not isinstance(timestep, (int, np.integer)):
+            raise InvalidInput(f"timestep must be an integer, got {type(timestep).__name__}")
+        if not 0 <= int(timestep) <= MAX_TIMESTEP:
+            raise InvalidInput(f"timestep {timestep} is outside [0, {MAX_TIMESTEP}]")
+        for name, array, ndim in (("perceptual", perceptual, 2), ("cognitive", cognitive, 1)):
+            if not isinstance(array, np.ndarray):
+                raise InvalidInput(f"{name} must be a numpy array, got {type(array).__name__}")
+            if array.ndim != ndim:
+                raise InvalidInput(f"{name} must have {ndim} dimension(s), got {array.shape}")
+            if not np.issubdtype(array.dtype, np.floating):
+                raise InvalidInput(f"{name} must be floating point, got {array.dtype}")
+        num_tokens = perceptual.shape[0]
+        if perceptual.shape[1] != dim:
+            raise InvalidInput(f"perceptual dim {perceptual.shape[1]} != configured dim {dim}")
+        if cognitive.shape[0] != dim:
+            raise InvalidInput(f"cognitive dim {cognitive.shape[0]} != configured dim {dim}")
+        if not 1 <= num_tokens <= self.config.max_tokens:
+            raise InvalidInput(
+                f"num_tokens {num_tokens} is outside [1, {self.config.max_tokens}] (max_tokens)"
+            )
+        if self._state is not None and not new_episode:
+            stored = self._state.perceptual.entries.shape[2]
+            if num_tokens != stored:
+                raise InvalidInput(
+                    f"num_tokens {num_tokens} differs from this episode's {stored}; "
+                    "reset the episode to change it"
+                )
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, refused below
+            p = np.ascontiguousarray(perceptual, dtype=np.float32)
+            c = np.ascontiguousarray(cognitive, dtype=np.float32)
+        if not np.isfinite(p).all():
+            raise InvalidInput("perceptual tokens contain NaN or inf (after casting to float32)")
+        if not np.isfinite(c).all():
+            raise InvalidInput("cognitive token contains NaN or inf (after casting to float32)")
+        return p, c
