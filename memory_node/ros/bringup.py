@@ -1,0 +1,126 @@
+"""Bring up scene_memory and policy_memory in one process, for machines without ``ros2 launch``.
+
+Same nodes, same YAML files and the same options as ``launch/memory.launch.py``::
+
+    memory_bringup [--namespace NS] [--use-sim-time] [--params-file F ...] [--log-level L]
+                   [--no-autostart] [--nodes scene_memory policy_memory]
+
+Without ``--params-file`` the package's ``config/scene_memory.yaml`` and
+``config/policy_memory.yaml`` are used (from the installed share directory, or from the source
+tree when run from a checkout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+NODE_NAMES = ("scene_memory", "policy_memory")
+
+
+def default_config_dir() -> Path:
+    """Directory of the packaged YAML files: the install share dir, else the source tree."""
+    try:
+        from ament_index_python.packages import (
+            PackageNotFoundError,
+            get_package_share_directory,
+        )
+
+        try:
+            share = Path(get_package_share_directory("memory_node")) / "config"
+            if share.is_dir():
+                return share
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[2] / "config"
+
+
+def spin_nodes(nodes: Sequence[Node], num_threads: int = 4) -> None:
+    """Spin ``nodes`` in a MultiThreadedExecutor until Ctrl-C or SIGTERM; shut down cleanly."""
+    executor = MultiThreadedExecutor(num_threads=num_threads)
+    for node in nodes:
+        executor.add_node(node)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            shutdown = getattr(node, "trigger_shutdown", None)
+            if shutdown is not None:
+                with contextlib.suppress(Exception):
+                    shutdown()
+            node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+
+
+def ros_args(
+    params_files: Sequence[str], use_sim_time: bool, log_level: str, autostart: bool
+) -> list[str]:
+    """Build the ``--ros-args`` list shared by every node of the process."""
+    args = ["--ros-args"]
+    for f in params_files:
+        args += ["--params-file", f]
+    args += ["-p", f"use_sim_time:={'true' if use_sim_time else 'false'}"]
+    args += ["-p", f"autostart:={'true' if autostart else 'false'}"]
+    args += ["--log-level", log_level]
+    return args
+
+
+def make_nodes(names: Sequence[str], namespace: str = "") -> list[Node]:
+    """Create the named nodes (after ``rclpy.init``)."""
+    from memory_node.ros.policy_memory_node import PolicyMemoryNode
+    from memory_node.ros.scene_memory_node import SceneMemoryNode
+
+    makers = {"scene_memory": SceneMemoryNode, "policy_memory": PolicyMemoryNode}
+    return [makers[n](namespace=namespace) for n in names]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line of memory_bringup."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--namespace", default="", help="Namespace of the nodes.")
+    parser.add_argument("--use-sim-time", action="store_true", help="Follow /clock.")
+    parser.add_argument(
+        "--params-file",
+        action="append",
+        default=None,
+        help="YAML parameter file (repeatable); default: the package's config/*.yaml.",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"]
+    )
+    parser.add_argument(
+        "--no-autostart",
+        action="store_true",
+        help="Leave the lifecycle nodes unconfigured (a lifecycle manager drives them).",
+    )
+    parser.add_argument("--nodes", nargs="+", default=list(NODE_NAMES), choices=NODE_NAMES)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``memory_bringup``."""
+    args = parse_args(argv)
+    files = args.params_file or [str(default_config_dir() / f"{name}.yaml") for name in args.nodes]
+    for f in files:
+        if not os.path.isfile(f):
+            raise SystemExit(f"memory_bringup: parameter file not found: {f}")
+    rclpy.init(args=ros_args(files, args.use_sim_time, args.log_level, not args.no_autostart))
+    spin_nodes(make_nodes(args.nodes, args.namespace))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,525 @@
+"""The ``scene_memory`` node: long-term scene-graph memory and short-term object-state memory.
+
+Inputs (sensor-data QoS, remappable): ``rgb/image``, ``depth/image``, ``rgb/camera_info``,
+``camera/pose`` and, with ``inputs.use_masks``, ``instance/image`` + ``instance/labels``.
+Messages of one observation are paired by header stamp (``sync.slop_s``), never by arrival.
+Outputs: ``~/scene_graph`` (reliable, transient local), ``~/markers``, ``~/changes``.
+Services: ``~/query_objects``, ``~/get_scene_graph``, ``~/get_changes``, ``~/save``, ``~/load``.
+
+Concurrency: subscriptions run in one mutually-exclusive callback group and only decode and pair
+messages; a worker thread ingests the newest complete frame (older pending frames are dropped
+when it is behind); services and the publish timer run in a second group. One lock guards the
+core, so a service call waits at most one frame's ingest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from memory_interfaces.msg import InstanceLabels, ObjectChange, SceneGraph
+from memory_interfaces.srv import (
+    GetObjectChanges,
+    GetSceneGraph,
+    LoadMemory,
+    QueryObjects,
+    SaveMemory,
+)
+from memory_node.core.config import flatten, param
+from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
+from memory_node.core.sync import Bundle, StampSynchronizer, SyncConfig
+from memory_node.core.types import Frame, InvalidInput, QueryRequest
+from memory_node.ros import conversions as conv
+from memory_node.ros.params import declare_config, reject_runtime_changes
+
+
+@dataclass
+class InputConfig:
+    """Which inputs the node waits for."""
+
+    use_masks: bool = param(
+        True,
+        "Wait for instance/image + instance/labels with each frame (given-mask segmentation). "
+        "Set false for cameras without a segmenter (geometric segmenter).",
+    )
+    pose_source: str = param(
+        "topic",
+        "Where the camera pose comes from: the camera/pose topic, or TF (map -> camera "
+        "optical frame at the image stamp; needs tf2_ros).",
+        choices=("topic", "tf"),
+    )
+    camera_frame: str = param(
+        "", "Optical frame looked up in TF when pose_source is tf ('' = the image's frame_id)."
+    )
+
+
+@dataclass
+class PublishConfig:
+    """What the node publishes and how often."""
+
+    frame_id: str = param("map", "Frame of the published scene graph and markers.")
+    graph_period_s: float = param(
+        1.0,
+        "Period of ~/scene_graph and ~/markers, in seconds; published only after a change.",
+        min_value=0.05,
+        max_value=3600.0,
+    )
+    markers: bool = param(True, "Publish RViz markers on ~/markers.")
+
+
+@dataclass
+class PersistenceConfig:
+    """Loading at start-up and saving on the way."""
+
+    load_path: str = param("", "SQLite memory file loaded at configure ('' = start empty).")
+    autosave_path: str = param(
+        "", "SQLite file written every autosave_period_s and at shutdown ('' = never)."
+    )
+    autosave_period_s: float = param(
+        60.0,
+        "Autosave period in seconds (0 = only at shutdown).",
+        min_value=0.0,
+        max_value=86400.0,
+    )
+
+
+@dataclass
+class SceneNodeConfig:
+    """Node-level parameters of scene_memory (the core's parameters are declared beside)."""
+
+    inputs: InputConfig = field(default_factory=InputConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
+
+
+class _Throttle:
+    """Log a message at most once per period per key."""
+
+    def __init__(self, period_s: float = 5.0) -> None:
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+
+    def __call__(self, key: str, log: Callable[[str], Any], text: str) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) >= self.period_s:
+            self._last[key] = now
+            log(text)
+
+
+class SceneMemoryNode(LifecycleNode):
+    """Thin adapter between ROS topics/services and :class:`SceneMemory`."""
+
+    def __init__(self, node_name: str = "scene_memory", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self.declare_parameter(
+            "autostart",
+            True,
+            ParameterDescriptor(description="Configure and activate the node at start-up."),
+        )
+        self.node_config = declare_config(self, SceneNodeConfig)
+        self.memory_config = declare_config(self, SceneMemoryConfig)
+        reject_runtime_changes(self, flatten(SceneNodeConfig()) + flatten(SceneMemoryConfig()))
+        self.memory: SceneMemory | None = None
+        self._lock = threading.Lock()  # guards self.memory
+        self._pending: Bundle | None = None
+        self._pending_cv = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._version = 0
+        self._published_version = -1
+        self._last_save = time.monotonic()
+        self._throttle = _Throttle()
+        self.counters: dict[str, int] = {
+            "frames_received": 0,
+            "frames_ingested": 0,
+            "frames_dropped": 0,
+            "frames_behind": 0,
+        }
+        self._sync: StampSynchronizer | None = None
+        self._camera_info: CameraInfo | None = None
+        self._tf_buffer: Any = None
+        self._subs: list[Any] = []
+        self._sensor_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = MutuallyExclusiveCallbackGroup()
+        latched = QoSProfile(
+            depth=1,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self._graph_pub = self.create_publisher(SceneGraph, "~/scene_graph", latched)
+        self._marker_pub = self.create_publisher(MarkerArray, "~/markers", latched)
+        self._change_pub = self.create_publisher(ObjectChange, "~/changes", 50)
+        g = self._service_group
+        self.create_service(QueryObjects, "~/query_objects", self._on_query, callback_group=g)
+        self.create_service(GetSceneGraph, "~/get_scene_graph", self._on_graph, callback_group=g)
+        self.create_service(GetObjectChanges, "~/get_changes", self._on_changes, callback_group=g)
+        self.create_service(SaveMemory, "~/save", self._on_save, callback_group=g)
+        self.create_service(LoadMemory, "~/load", self._on_load, callback_group=g)
+        self.create_timer(
+            self.node_config.publish.graph_period_s, self._on_publish_timer, callback_group=g
+        )
+        if self.get_parameter("autostart").value:
+            self.trigger_configure()
+            self.trigger_activate()
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the memory; load ``persistence.load_path`` when set."""
+        try:
+            memory = SceneMemory(self.memory_config)
+        except Exception as err:  # any failure to build is reported, not raised
+            self.get_logger().error(f"cannot build the scene memory: {err}")
+            return TransitionCallbackReturn.FAILURE
+        path = self.node_config.persistence.load_path
+        if path:
+            try:
+                memory.load(path)
+                self.get_logger().info(f"loaded {len(memory.objects)} objects from {path}")
+            except InvalidInput as err:
+                self.get_logger().error(f"cannot load {path}: {err}; starting empty")
+        with self._lock:
+            self.memory = memory
+            self._version += 1
+        self.get_logger().info("scene memory configured")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the camera streams and start the ingest worker."""
+        cfg = self.node_config
+        streams = ["rgb", "depth", "pose"]
+        if cfg.inputs.pose_source == "tf":
+            streams.remove("pose")
+            try:
+                import tf2_ros
+            except ImportError:
+                self.get_logger().error(
+                    "inputs.pose_source is 'tf' but tf2_ros is not installed "
+                    "(apt install ros-jazzy-tf2-ros); set inputs.pose_source to 'topic'"
+                )
+                return TransitionCallbackReturn.FAILURE
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        if cfg.inputs.use_masks:
+            streams += ["instance", "labels"]
+        self._sync = StampSynchronizer(streams, cfg.sync)
+        qos = qos_profile_sensor_data
+        grp = self._sensor_group
+
+        def sub(msg_type: Any, topic: str, stream: str) -> None:
+            self._subs.append(
+                self.create_subscription(
+                    msg_type, topic, lambda m: self._on_stream(stream, m), qos, callback_group=grp
+                )
+            )
+
+        sub(Image, "rgb/image", "rgb")
+        sub(Image, "depth/image", "depth")
+        if "pose" in streams:
+            sub(PoseStamped, "camera/pose", "pose")
+        if cfg.inputs.use_masks:
+            sub(Image, "instance/image", "instance")
+            sub(InstanceLabels, "instance/labels", "labels")
+        self._subs.append(
+            self.create_subscription(
+                CameraInfo, "rgb/camera_info", self._on_camera_info, qos, callback_group=grp
+            )
+        )
+        self._running = True
+        self._worker = threading.Thread(target=self._ingest_loop, name="ingest", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"scene memory active; pairing {streams} by stamp")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop ingesting (memory and services stay)."""
+        self._stop_ingest()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Drop the memory."""
+        with self._lock:
+            self.memory = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop ingesting and autosave."""
+        self._stop_ingest()
+        self._autosave(force=True)
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_ingest(self) -> None:
+        self._running = False
+        with self._pending_cv:
+            self._pending_cv.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+            self._worker = None
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self._subs = []
+
+    # --- inputs ---------------------------------------------------------------------------
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_stream(self, stream: str, msg: Any) -> None:
+        sync = self._sync
+        if sync is None:
+            return
+        if stream == "rgb":
+            self.counters["frames_received"] += 1
+        bundle = sync.add(stream, conv.time_to_sec(msg.header.stamp), msg)
+        if bundle is None:
+            return
+        with self._pending_cv:
+            if self._pending is not None:
+                self.counters["frames_behind"] += 1
+            self._pending = bundle
+            self._pending_cv.notify()
+
+    def _drop(self, reason: str) -> None:
+        self.counters["frames_dropped"] += 1
+        self._throttle(reason, self.get_logger().warning, f"dropped a frame: {reason}")
+
+    def _bundle_to_frame(self, bundle: Bundle) -> Frame:
+        info = self._camera_info
+        if info is None:
+            raise InvalidInput("no camera_info received yet on rgb/camera_info")
+        items = bundle.items
+        rgb = conv.image_to_rgb(items["rgb"])
+        depth = conv.image_to_depth(items["depth"])
+        if "pose" in items:
+            if items["pose"].header.frame_id not in ("", self.node_config.publish.frame_id):
+                raise InvalidInput(
+                    f"camera/pose is in frame {items['pose'].header.frame_id!r}, "
+                    f"expected {self.node_config.publish.frame_id!r}"
+                )
+            map_T_camera = conv.pose_to_matrix(items["pose"].pose)
+        else:
+            map_T_camera = self._lookup_tf(items["rgb"])
+        frame = Frame(
+            stamp=bundle.stamp,
+            rgb=rgb,
+            depth=depth,
+            K=conv.camera_info_to_K(info),
+            map_T_camera=map_T_camera,
+        )
+        if "instance" in items:
+            labels: InstanceLabels = items["labels"]
+            frame.instance = conv.image_to_instances(items["instance"])
+            n = len(labels.instance_ids)
+            if len(labels.labels) != n:
+                raise InvalidInput(f"instance/labels has {n} ids but {len(labels.labels)} labels")
+            scores = list(labels.scores) if len(labels.scores) == n else [1.0] * n
+            frame.instance_labels = {
+                int(i): (str(lab), float(s))
+                for i, lab, s in zip(labels.instance_ids, labels.labels, scores, strict=True)
+            }
+            if len(labels.states) == n:
+                frame.instance_states = {
+                    int(i): str(st)
+                    for i, st in zip(labels.instance_ids, labels.states, strict=True)
+                    if st
+                }
+        return frame
+
+    def _lookup_tf(self, image: Image) -> np.ndarray:
+        camera = self.node_config.inputs.camera_frame or image.header.frame_id
+        try:
+            tf = self._tf_buffer.lookup_transform(
+                self.node_config.publish.frame_id,
+                camera,
+                rclpy.time.Time.from_msg(image.header.stamp),
+            )
+        except Exception as err:  # tf2 raises several exception types; all mean "no pose"
+            raise InvalidInput(f"no TF from {camera} to map at the image stamp: {err}") from err
+        t, q = tf.transform.translation, tf.transform.rotation
+        pose = PoseStamped().pose
+        pose.position.x, pose.position.y, pose.position.z = t.x, t.y, t.z
+        pose.orientation = q
+        return conv.pose_to_matrix(pose)
+
+    def _ingest_loop(self) -> None:
+        while self._running:
+            with self._pending_cv:
+                while self._pending is None and self._running:
+                    self._pending_cv.wait(timeout=0.5)
+                bundle, self._pending = self._pending, None
+            if bundle is None:
+                continue
+            self._ingest(bundle)
+
+    def _ingest(self, bundle: Bundle) -> None:
+        try:
+            frame = self._bundle_to_frame(bundle)
+            with self._lock:
+                if self.memory is None:
+                    return
+                self.memory.ingest(frame)
+                events = self.memory.drain_events()
+                self._version += 1
+        except InvalidInput as err:
+            self._drop(str(err))
+            return
+        except Exception as err:  # a bad frame must never kill the node
+            self._drop(f"internal error: {err}")
+            self.get_logger().error(traceback.format_exc())
+            return
+        self.counters["frames_ingested"] += 1
+        for event in events:
+            self._change_pub.publish(conv.change_to_msg(event))
+
+    # --- outputs --------------------------------------------------------------------------
+    def _header(self) -> Header:
+        return Header(
+            frame_id=self.node_config.publish.frame_id, stamp=self.get_clock().now().to_msg()
+        )
+
+    def _on_publish_timer(self) -> None:
+        self._autosave()
+        if self._version == self._published_version:
+            return
+        with self._lock:
+            if self.memory is None:
+                return
+            version = self._version
+            objects = list(self.memory.objects.values())
+            relations = list(self.memory.relations)
+            zones = list(self.memory.zones)
+            header = self._header()
+            graph = conv.graph_to_msg(objects, relations, zones, header)
+            markers = (
+                conv.graph_to_markers(objects, relations, zones, header)
+                if self.node_config.publish.markers
+                else None
+            )
+        self._graph_pub.publish(graph)
+        if markers is not None:
+            self._marker_pub.publish(markers)
+        self._published_version = version
+
+    def _autosave(self, force: bool = False) -> None:
+        cfg = self.node_config.persistence
+        if not cfg.autosave_path or self.memory is None:
+            return
+        period = cfg.autosave_period_s
+        if not force and (period <= 0.0 or time.monotonic() - self._last_save < period):
+            return
+        self._last_save = time.monotonic()
+        try:
+            with self._lock:
+                self.memory.save(cfg.autosave_path)
+        except (InvalidInput, OSError) as err:
+            self.get_logger().error(f"autosave to {cfg.autosave_path} failed: {err}")
+
+    # --- services -------------------------------------------------------------------------
+    def _call_core(self, res: Any, fn: Callable[[SceneMemory], Any]) -> Any:
+        """Run ``fn`` on the memory under the lock; errors become success=false + message."""
+        res.success = False
+        with self._lock:
+            memory = self.memory
+            if memory is None:
+                res.message = "scene_memory is not configured"
+                return None
+            try:
+                out = fn(memory)
+            except (InvalidInput, OSError) as err:
+                res.message = str(err)
+                return None
+            except Exception as err:  # a bad request must never kill the node
+                self.get_logger().error(traceback.format_exc())
+                res.message = f"internal error: {err}"
+                return None
+        res.success = True
+        return out
+
+    def _on_query(self, req: QueryObjects.Request, res: QueryObjects.Response) -> Any:
+        near = np.array([req.near.x, req.near.y, req.near.z]) if req.use_near else None
+        query = QueryRequest(
+            text=req.text,
+            near=near,
+            radius=float(req.radius),
+            zone_id=req.zone_id,
+            k=int(req.k),
+            include_embeddings=bool(req.include_embeddings),
+        )
+        found = self._call_core(res, lambda m: m.query(query))
+        if found is not None:
+            res.objects = [
+                conv.object_to_msg(s.obj, s.score, query.include_embeddings) for s in found
+            ]
+            res.message = f"{len(found)} objects"
+        return res
+
+    def _on_graph(self, req: GetSceneGraph.Request, res: GetSceneGraph.Response) -> Any:
+        out = self._call_core(
+            res, lambda m: m.render(req.focus, int(req.max_objects), int(req.max_tokens))
+        )
+        if out is not None:
+            res.graph = conv.graph_to_msg(out.objects, out.relations, out.zones, self._header())
+            res.text = out.text
+            res.token_count = int(out.token_count)
+            res.message = f"{len(out.objects)} objects, {out.token_count} tokens"
+        return res
+
+    def _on_changes(self, req: GetObjectChanges.Request, res: GetObjectChanges.Response) -> Any:
+        since = conv.time_to_sec(req.since)
+        out = self._call_core(res, lambda m: m.changes(since, req.object_id, int(req.max_results)))
+        if out is not None:
+            res.changes = [conv.change_to_msg(e) for e in out]
+            res.message = f"{len(out)} changes"
+        return res
+
+    def _on_save(self, req: SaveMemory.Request, res: SaveMemory.Response) -> Any:
+        path = req.path or self.node_config.persistence.autosave_path
+        if not path:
+            res.success, res.message = False, "no path given and persistence.autosave_path is ''"
+            return res
+        if self._call_core(res, lambda m: m.save(path)) is None and not res.success:
+            return res
+        res.message = f"saved to {path}"
+        return res
+
+    def _on_load(self, req: LoadMemory.Request, res: LoadMemory.Response) -> Any:
+        path = req.path or self.node_config.persistence.load_path
+        if not path:
+            res.success, res.message = False, "no path given and persistence.load_path is ''"
+            return res
+        self._call_core(res, lambda m: m.load(path))
+        if res.success:
+            with self._lock:
+                self._version += 1
+                n = len(self.memory.objects) if self.memory else 0
+            res.message = f"loaded {n} objects from {path}"
+        return res
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the scene_memory node until Ctrl-C."""
+    from memory_node.ros.bringup import spin_nodes
+
+    rclpy.init(args=args)
+    spin_nodes([SceneMemoryNode()])
