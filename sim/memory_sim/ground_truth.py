@@ -1,0 +1,212 @@
+"""Ground-truth records of a simulation: object states, changes over time, per-frame visibility.
+
+All positions are metres in the map frame, times are sim seconds. Instance ids are the ids of the
+simulator's instance image (stable per object for the whole run, never reused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memory_node.core.types import ChangeKind
+
+
+@dataclass
+class ObjectTruth:
+    """True state of one object at one time.
+
+    Attributes:
+        instance_id: id in the instance image (>= 1).
+        name: scene name, e.g. "kitchen/mug_1".
+        label: class label.
+        room: name of the room holding the box centre ("" when outside every room).
+        static: furniture (True) or movable object (False).
+        state: e.g. "open"; "" for stateless objects.
+        present: False once removed.
+        position: (3,) base position of the body.
+        box_min, box_max: (3,) axis-aligned bounds of its geometry.
+    """
+
+    instance_id: int
+    name: str
+    label: str
+    room: str
+    static: bool
+    state: str
+    present: bool
+    position: np.ndarray
+    box_min: np.ndarray
+    box_max: np.ndarray
+
+    @property
+    def center(self) -> np.ndarray:
+        """(3,) centre of the box, metres, map frame."""
+        return 0.5 * (self.box_min + self.box_max)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary."""
+        return {
+            "instance_id": self.instance_id,
+            "name": self.name,
+            "label": self.label,
+            "room": self.room,
+            "static": self.static,
+            "state": self.state,
+            "present": self.present,
+            "position": _list(self.position),
+            "center": _list(self.center),
+            "box_min": _list(self.box_min),
+            "box_max": _list(self.box_max),
+        }
+
+
+@dataclass
+class ChangeTruth:
+    """One change made to the scene.
+
+    Attributes:
+        kind: APPEARED, MOVED, DISAPPEARED or STATE_CHANGED.
+        stamp: sim seconds when the change took effect (visible from the first frame at or after).
+        instance_id, name, label: the object.
+        old_position, new_position: (3,) box centres before/after (equal for state changes;
+            zeros for the missing side of APPEARED/DISAPPEARED).
+        old_room, new_room: rooms before/after.
+        old_state, new_state: states before/after.
+    """
+
+    kind: ChangeKind
+    stamp: float
+    instance_id: int
+    name: str
+    label: str
+    old_position: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    new_position: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    old_room: str = ""
+    new_room: str = ""
+    old_state: str = ""
+    new_state: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary."""
+        return {
+            "kind": self.kind.name,
+            "stamp": self.stamp,
+            "instance_id": self.instance_id,
+            "name": self.name,
+            "label": self.label,
+            "old_position": _list(self.old_position),
+            "new_position": _list(self.new_position),
+            "old_room": self.old_room,
+            "new_room": self.new_room,
+            "old_state": self.old_state,
+            "new_state": self.new_state,
+        }
+
+
+@dataclass
+class FrameTruth:
+    """What one rendered frame really showed.
+
+    Attributes:
+        index: frame number from 0.
+        stamp: sim seconds (equals the Frame's stamp).
+        map_T_camera: (4, 4) true pose of the optical frame (the Frame may carry a noisy one).
+        room: room holding the camera ("" when outside every room).
+        visible: instance id -> pixel count in the noise-free instance image.
+    """
+
+    index: int
+    stamp: float
+    map_T_camera: np.ndarray
+    room: str
+    visible: dict[int, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary."""
+        return {
+            "index": self.index,
+            "stamp": self.stamp,
+            "map_T_camera": [_list(row) for row in self.map_T_camera],
+            "room": self.room,
+            "visible": {str(k): v for k, v in sorted(self.visible.items())},
+        }
+
+
+class GroundTruthLog:
+    """Accumulates the ground truth of a run and writes it as one JSON document.
+
+    The document holds: ``meta``; ``rooms``; ``objects`` (one entry per instance id with its
+    ``history``: the object's state at the start and after each of its changes, each with a
+    ``stamp``); ``changes`` (chronological); ``frames`` (per frame: stamp, true pose, room,
+    visible ids with pixel counts).
+    """
+
+    def __init__(self, meta: dict[str, Any] | None = None) -> None:
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.rooms: list[dict[str, Any]] = []
+        self.history: dict[int, list[dict[str, Any]]] = {}
+        self.changes: list[ChangeTruth] = []
+        self.frames: list[FrameTruth] = []
+
+    def record_object(self, stamp: float, truth: ObjectTruth) -> None:
+        """Append the state of an object valid from ``stamp`` on."""
+        entry = truth.to_json()
+        entry["stamp"] = stamp
+        self.history.setdefault(truth.instance_id, []).append(entry)
+
+    def record_change(self, change: ChangeTruth) -> None:
+        """Append one change."""
+        self.changes.append(change)
+
+    def record_frame(self, frame: FrameTruth) -> None:
+        """Append one frame's truth."""
+        self.frames.append(frame)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the whole log as a JSON-serialisable dictionary."""
+        objects = []
+        for iid in sorted(self.history):
+            entries = self.history[iid]
+            last = entries[-1]
+            objects.append(
+                {
+                    "instance_id": iid,
+                    "name": last["name"],
+                    "label": last["label"],
+                    "static": last["static"],
+                    "history": entries,
+                }
+            )
+        return {
+            "meta": self.meta,
+            "rooms": self.rooms,
+            "objects": objects,
+            "changes": [c.to_json() for c in self.changes],
+            "frames": [f.to_json() for f in self.frames],
+        }
+
+    def save(self, path: str) -> None:
+        """Write the JSON document atomically to ``path`` (parent folders are created)."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as stream:
+                json.dump(self.to_json(), stream)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def _list(values: Any) -> list[Any]:
+    """Return a nested list of Python floats (rounded to 1e-6) from an array-like."""
+    arr = np.asarray(values, dtype=np.float64)
+    return np.round(arr, 6).tolist()  # type: ignore[no-any-return]
