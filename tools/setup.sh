@@ -65,10 +65,16 @@ if [ ! -f "$STAMPS/cmake_fix" ]; then
 fi
 
 # --- 4. colcon build --------------------------------------------------------------------------
-src_hash=$(find memory_interfaces memory_node sim launch config resource setup.py setup.cfg \
-             package.xml -type f \( -name '*.msg' -o -name '*.srv' -o -name '*.txt' -o -name '*.xml' \
-             -o -name '*.py' -o -name '*.yaml' -o -name '*.cfg' -o -name 'memory_node' \) \
-             -not -path '*/__pycache__/*' 2>/dev/null | sort | xargs cat | sha256sum | cut -c1-16)
+src_files() {
+  local paths=()
+  for p in memory_interfaces memory_node sim launch config resource setup.py setup.cfg package.xml; do
+    [ -e "$p" ] && paths+=("$p")
+  done
+  find "${paths[@]}" -type f -not -path '*/__pycache__/*' \( -name '*.msg' -o -name '*.srv' \
+    -o -name '*.txt' -o -name '*.xml' -o -name '*.py' -o -name '*.yaml' -o -name '*.cfg' \
+    -o -path 'resource/*' \) | sort
+}
+src_hash=$(src_files | xargs cat | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$src_hash" ] || [ ! -f install/local_setup.bash ]; then
   say "colcon build (memory_interfaces, memory_node)"
   (

@@ -67,12 +67,18 @@ def spin_nodes(nodes: Sequence[Node], num_threads: int = 4) -> None:
 
 
 def ros_args(
-    params_files: Sequence[str], use_sim_time: bool, log_level: str, autostart: bool
+    params_files: Sequence[str],
+    use_sim_time: bool,
+    log_level: str,
+    autostart: bool,
+    overrides: Sequence[str] = (),
 ) -> list[str]:
     """Build the ``--ros-args`` list shared by every node of the process."""
     args = ["--ros-args"]
     for f in params_files:
         args += ["--params-file", f]
+    for item in overrides:
+        args += ["-p", item]
     args += ["-p", f"use_sim_time:={'true' if use_sim_time else 'false'}"]
     args += ["-p", f"autostart:={'true' if autostart else 'false'}"]
     args += ["--log-level", log_level]
@@ -108,6 +114,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="Leave the lifecycle nodes unconfigured (a lifecycle manager drives them).",
     )
     parser.add_argument("--nodes", nargs="+", default=list(NODE_NAMES), choices=NODE_NAMES)
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="Parameter override for every node of the process (repeatable).",
+    )
     return parser.parse_args(argv)
 
 
@@ -118,7 +132,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for f in files:
         if not os.path.isfile(f):
             raise SystemExit(f"memory_bringup: parameter file not found: {f}")
-    rclpy.init(args=ros_args(files, args.use_sim_time, args.log_level, not args.no_autostart))
+    for item in args.param:
+        if ":=" not in item:
+            raise SystemExit(f"memory_bringup: -p expects NAME:=VALUE, got {item!r}")
+    rclpy.init(
+        args=ros_args(files, args.use_sim_time, args.log_level, not args.no_autostart, args.param)
+    )
     spin_nodes(make_nodes(args.nodes, args.namespace))
 
 
