@@ -46,6 +46,7 @@ from xml.parsers import expat
 
 import numpy as np
 
+from memory_sim.bridges.conversions import label_from_identifier
 from memory_sim.mesh_cache import MeshCache, MeshConversionError
 from memory_sim.scene import ObjectSpec, PartSpec, Pose, SceneSpec
 
@@ -86,13 +87,7 @@ def label_from_name(name: str) -> str:
     Single capital letters (variant letters such as the A of ``ChairA``) and all-digit tokens are
     dropped; "" when nothing is left.
     """
-    words: list[str] = []
-    for token in re.split(r"[_\-\s.]+", name):
-        for word in re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", token):
-            if word.isdigit() or (len(word) == 1 and word.isupper()):
-                continue
-            words.append(word.lower())
-    return " ".join(words)
+    return label_from_identifier(name)
 
 
 def is_structure_label(label: str) -> bool:
