@@ -432,3 +432,22 @@ def test_small_house_loads_and_renders_in_pybullet(
         assert np.asarray(rgb).reshape(h, w, 4)[..., :3].std() > 10  # not a blank image
     finally:
         client.disconnect()
+
+
+def test_small_house_through_the_simulator(
+    small_house: tuple[object, WorldImportStats],
+) -> None:
+    pytest.importorskip("pybullet")
+    from memory_sim.camera import CameraConfig, look_pose
+    from memory_sim.simulator import SimConfig, Simulator
+
+    spec, _ = small_house
+    config = SimConfig(camera=CameraConfig(width_px=160, height_px=120))
+    with Simulator(spec, config) as sim:  # type: ignore[arg-type]
+        # Living room towards the kitchen, slightly down.
+        step = sim.step(look_pose(np.array([-4.5, -0.49, 1.5]), 0.0, -0.2))
+    labels = {label for label, _ in (step.frame.instance_labels or {}).values()}
+    assert {"sofa", "refrigerator", "kitchen cabinet"} <= labels, sorted(labels)
+    assert len(step.frame.instance_labels or {}) >= 8  # 31 at 640 x 480, 9 at 160 x 120
+    # Walls and floors are rendered but never instances.
+    assert not labels & {"floor", "house wall", "room wall"}
