@@ -51,6 +51,7 @@ FLOOR_COLORS = {
     "dining room": (0.66, 0.5, 0.36, 1.0),
     "hallway": (0.6, 0.6, 0.6, 1.0),
 }
+MOVABLE_FURNITURE = ("chair", "plant")  # furniture a person moves around
 WALL_COLOR = (0.93, 0.91, 0.86, 1.0)
 FABRICS = (
     (0.3, 0.35, 0.55, 1.0),
@@ -500,7 +501,7 @@ def _add_furniture(
             Pose.from_xyz_rpy((x, y, z), yaw=yaw),
             parts=item.parts,
             room=room.name,
-            static=True,
+            static=item.kind not in MOVABLE_FURNITURE,
             state=item.state,
             states=item.states,
         )

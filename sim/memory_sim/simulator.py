@@ -274,6 +274,24 @@ class Simulator:
         ]
         return [t for t in out if t is not None and (include_absent or t.present)]
 
+    def local_extent(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return the (3,) min and max of a present object's box relative to its base position."""
+        truth = self._truth(self._present(name))
+        return truth.box_min - truth.position, truth.box_max - truth.position
+
+    def measure(self, spec: ObjectSpec) -> tuple[np.ndarray, np.ndarray]:
+        """Return the (3,) min and max of ``spec``'s box relative to its base; nothing is added."""
+        try:
+            body = spawn_object(self.client, spec)
+        except SceneError as exc:
+            raise SimulationError(str(exc)) from exc
+        try:
+            lo, hi = body_aabb(self.client, body)
+        finally:
+            self.client.removeBody(body)
+        base = np.asarray(spec.pose.position, dtype=np.float64)
+        return lo - base, hi - base
+
     @property
     def changes(self) -> list[ChangeTruth]:
         """Return every change so far, in the order they were made."""
