@@ -172,6 +172,12 @@ def models(tmp_path: Path) -> Path:
     return models
 
 
+def _obj_vertices(path: Path) -> np.ndarray:
+    """(N, 3) vertices of an OBJ file."""
+    rows = [line.split()[1:4] for line in path.read_text().splitlines() if line.startswith("v ")]
+    return np.array(rows, dtype=np.float64)
+
+
 def _position(part_pose: object) -> np.ndarray:
     return np.asarray(part_pose.position)  # type: ignore[attr-defined]
 
@@ -252,13 +258,7 @@ def test_dae_unit_scale_is_applied_and_cached(
     assert part.shape == "mesh"
     assert part.mesh_scale == (2.0, 2.0, 2.0)  # SDF <scale> is kept for the loader
     assert part.rgba is not None  # untextured: carries its material colour
-    vertices = np.array(
-        [
-            [float(t) for t in line.split()[1:4]]
-            for line in Path(part.mesh_path).read_text().splitlines()
-            if line.startswith("v ")
-        ]
-    )
+    vertices = _obj_vertices(Path(part.mesh_path))
     # 100 cm and 200 cm become 1 m and 2 m (trimesh alone would give 100 and 200).
     np.testing.assert_allclose(vertices.max(axis=0), [1.0, 2.0, 0.0], atol=1e-6)
     assert read_collada_asset(models / "tri" / "meshes" / "tri.DAE").unit_meter == 0.01
@@ -267,6 +267,43 @@ def test_dae_unit_scale_is_applied_and_cached(
     import_world(world, model_paths=[models], cache=MeshCache(tmp_path / "cache"), stats=again)
     assert again.meshes_converted == 0
     assert again.meshes_cached == 1
+
+
+def test_stl_and_obj_meshes_are_converted(tmp_path: Path) -> None:
+    trimesh = pytest.importorskip("trimesh")
+    models = tmp_path / "models"
+    for name, suffix in (("stl_box", "stl"), ("obj_box", "obj")):
+        _write_model(models, name, f"<mesh><uri>model://{name}/meshes/box.{suffix}</uri></mesh>")
+        trimesh.creation.box(extents=(1.0, 2.0, 0.5)).export(
+            models / name / "meshes" / f"box.{suffix}"
+        )
+    world = _world(
+        tmp_path,
+        "<include><uri>model://stl_box</uri></include><include><uri>model://obj_box</uri></include>",
+    )
+    cache = MeshCache(tmp_path / "cache")
+    spec = import_world(world, model_paths=[models], cache=cache)
+    assert [o.name for o in spec.objects] == ["stl_box", "obj_box"]
+    for obj in spec.objects:
+        (part,) = obj.parts
+        vertices = _obj_vertices(Path(part.mesh_path))
+        np.testing.assert_allclose(np.ptp(vertices, axis=0), [1.0, 2.0, 0.5], atol=1e-6)
+
+
+def test_unsupported_or_broken_mesh_files_are_errors(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    _write_model(models, "fbx", "<mesh><uri>model://fbx/meshes/a.fbx</uri></mesh>")
+    (models / "fbx" / "meshes" / "a.fbx").write_text("not a mesh")
+    _write_model(models, "bad_dae", "<mesh><uri>model://bad_dae/meshes/a.dae</uri></mesh>")
+    (models / "bad_dae" / "meshes" / "a.dae").write_text("<COLLADA><asset>")
+    for name, pattern in (("fbx", "unsupported mesh format '.fbx'"), ("bad_dae", "malformed")):
+        world = _world(
+            tmp_path, f"<include><uri>model://{name}</uri><name>{name}_1</name></include>"
+        )
+        with pytest.raises(WorldImportError, match=pattern) as info:
+            import_world(world, model_paths=[models], cache=tmp_path / "cache")
+        assert f"({name}_1)" in str(info.value)
+        assert "model.sdf" in str(info.value)  # says which model file named the mesh
 
 
 def test_unknown_model_uri_names_file_line_and_instance(tmp_path: Path, models: Path) -> None:
