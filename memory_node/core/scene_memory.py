@@ -1,0 +1,951 @@
+"""The long-term scene-graph memory facade: ingest frames, answer queries, render, save, load.
+
+:class:`SceneMemory` ties the components together. Per accepted frame:
+
+1. validate (:func:`geometry.validate_frame`, stamp strictly after the last accepted one);
+2. back-project the strided depth into the map frame (:mod:`geometry`);
+3. segment into detections (:mod:`segmentation`: given masks or the geometric segmenter);
+4. associate detections to objects near them (spatial hash -> scores -> Hungarian,
+   :mod:`association`), fuse (:mod:`fusion`);
+5. gather visibility evidence for unmatched objects in the view frustum (:mod:`visibility`);
+6. re-identify unmatched labelled detections as moved objects (same id, voxels replaced, so no
+   ghost stays behind), create tentative objects for the rest;
+7. miss evidence -> absent + DISAPPEARED; confirmation -> APPEARED; state changes;
+8. features when they pay (:mod:`features`), patch layer, periodic duplicate merge, relations
+   and zones (``relations``/``zones`` modules), events to the short-term store.
+
+A bad frame raises :class:`InvalidInput` before anything is changed. Not thread-safe: the node
+holds one lock around every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from memory_node.core.association import (
+    INFEASIBLE,
+    AssociationConfig,
+    DetectionGeometry,
+    assign,
+    detection_geometry,
+    feature_similarity,
+    labels_agree,
+    pair_score,
+)
+from memory_node.core.config import param
+from memory_node.core.features import (
+    ClipEncoder,
+    FeatureConfig,
+    LabelTextEncoder,
+    label_feature,
+    make_encoder,
+)
+from memory_node.core.fusion import (
+    MappingConfig,
+    ObjectModel,
+    fuse,
+    make_id,
+    merge_models,
+    model_from_object,
+    new_model,
+    replace_geometry,
+    update_feature,
+)
+from memory_node.core.geometry import (
+    DepthConfig,
+    FrameRejected,
+    backproject,
+    invert_transform,
+    validate_frame,
+)
+from memory_node.core.persistence import load_memory, save_memory
+from memory_node.core.relations import RelationConfig, update_relations
+from memory_node.core.retrieval import RetrievalConfig, Retriever
+from memory_node.core.segmentation import Detection, SegmentationConfig, segment_frame
+from memory_node.core.short_term import ShortTermConfig, ShortTermMemory
+from memory_node.core.spatial_index import GridIndex, PatchLayer
+from memory_node.core.types import (
+    ChangeEvent,
+    ChangeKind,
+    Frame,
+    InvalidInput,
+    MemorySnapshot,
+    QueryRequest,
+    Relation,
+    SceneObject,
+    ScoredObject,
+    Zone,
+)
+from memory_node.core.visibility import Evidence, VisibilityConfig, check_points, frustum_box
+from memory_node.core.zones import ZoneConfig, compute_zones
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FORMAT = "memory_node.scene_memory/1"
+
+
+@dataclass
+class SceneMemoryConfig:
+    """Every parameter of the scene memory, one small config per component (dotted names)."""
+
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
+    visibility: VisibilityConfig = field(default_factory=VisibilityConfig)
+    relations: RelationConfig = field(default_factory=RelationConfig)
+    zones: ZoneConfig = field(default_factory=ZoneConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    short_term: ShortTermConfig = field(default_factory=ShortTermConfig)
+    max_render_objects: int = param(
+        100000, "largest max_objects a render request may ask for", min_value=1
+    )
+
+
+@dataclass
+class IngestReport:
+    """What one ingested frame did.
+
+    Attributes:
+        accepted: the frame was used (bad frames raise InvalidInput instead).
+        reason: "" when accepted, else why not.
+        stamp: the frame's stamp, seconds.
+        num_detections: detections produced by the segmenter.
+        num_matched: detections associated to existing objects by geometry.
+        num_new: new (tentative) objects created.
+        num_updated: objects fused with a detection (matched + moved).
+        num_moved: objects re-identified elsewhere.
+        num_confirmed: tentative objects that entered the graph this frame.
+        num_disappeared: objects marked absent this frame.
+        ignored_instance_ids: instance ids of the mask missing from the labels.
+        events: change events of this frame.
+        duration_s: wall time of the ingest.
+    """
+
+    accepted: bool
+    reason: str = ""
+    stamp: float = 0.0
+    num_detections: int = 0
+    num_matched: int = 0
+    num_new: int = 0
+    num_updated: int = 0
+    num_moved: int = 0
+    num_confirmed: int = 0
+    num_disappeared: int = 0
+    ignored_instance_ids: int = 0
+    events: list[ChangeEvent] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class RenderedGraph:
+    """A (sub)graph and its compact text rendering for an LLM prompt."""
+
+    objects: list[SceneObject]
+    relations: list[Relation]
+    zones: list[Zone]
+    text: str
+    token_count: int
+
+
+class SceneMemory:
+    """Long-term scene-graph memory with change detection (see the module docstring).
+
+    Args:
+        config: the configuration tree; encoders are created lazily from ``config.features``.
+    """
+
+    def __init__(self, config: SceneMemoryConfig | None = None) -> None:
+        self.config = config or SceneMemoryConfig()
+        self._encoder: LabelTextEncoder | ClipEncoder | None = None
+        self._encoder_ready = False
+        self._retriever: Retriever | None = None
+        self._reset_state()
+        self._last_stamp: float | None = None
+        self._frames_accepted = 0
+        self._dropped: dict[str, int] = {}
+        self._ignored_ids = 0
+        self._events_total = 0
+        self._last_ingest_s = 0.0
+
+    # ------------------------------------------------------------------ state
+
+    def _reset_state(self) -> None:
+        cfg = self.config
+        self._models: dict[str, ObjectModel] = {}
+        self._objects: dict[str, SceneObject] = {}  # confirmed objects, the public graph
+        self._by_label: dict[str, set[str]] = {}
+        self._index = GridIndex(cfg.mapping.index_cell_m)
+        self._patches = PatchLayer(cfg.mapping.patch_size_m or 1.0)
+        self._next_index = 0
+        self._relations: list[Relation] = []
+        self._zones: list[Zone] = []
+        self._graph_dirty = False
+        self._graph_changed: set[str] = set()  # ids changed since the last graph update
+        self._frames_since_graph = 0
+        self._touched: set[str] = set()
+        self._short_term = ShortTermMemory(cfg.short_term)
+        self._pending: list[ChangeEvent] = []
+        if self._retriever is not None:
+            self._retriever.invalidate()
+
+    # ------------------------------------------------------------------ encoders
+
+    @property
+    def encoder(self) -> LabelTextEncoder | ClipEncoder | None:
+        """The feature encoder (built on first use; None when ``features.mode`` is off)."""
+        if not self._encoder_ready:
+            self._encoder = make_encoder(self.config.features)
+            self._encoder_ready = True
+        return self._encoder
+
+    @property
+    def encode_text(self) -> Callable[[list[str]], np.ndarray] | None:
+        """Text encoder in the objects' feature space, or None when features are off."""
+        if self.config.features.mode == "off":
+            return None
+        return self._encode_text
+
+    def _encode_text(self, texts: list[str]) -> np.ndarray:
+        enc = self.encoder
+        assert enc is not None
+        return enc.encode_text(texts)
+
+    @property
+    def retriever(self) -> Retriever:
+        """The other half's ranking engine, bound to this memory's text encoder."""
+        if self._retriever is None:
+            self._retriever = Retriever(self.config.retrieval, self.encode_text)
+        return self._retriever
+
+    # ------------------------------------------------------------------ read access
+
+    @property
+    def objects(self) -> dict[str, SceneObject]:
+        """Confirmed objects (present and absent), id -> object (a new dict; objects shared)."""
+        return dict(self._objects)
+
+    @property
+    def relations(self) -> list[Relation]:
+        """Current relations between confirmed objects."""
+        self._ensure_graph(force=True)
+        return list(self._relations)
+
+    @property
+    def zones(self) -> list[Zone]:
+        """Current zones."""
+        self._ensure_graph(force=True)
+        return list(self._zones)
+
+    @property
+    def patches(self) -> PatchLayer:
+        """The patch layer (coarse cells -> objects seen there, features, last seen)."""
+        return self._patches
+
+    @property
+    def short_term(self) -> ShortTermMemory:
+        """The short-term store of change events."""
+        return self._short_term
+
+    # ------------------------------------------------------------------ ingest
+
+    def _reject(self, exc: InvalidInput, reason: str) -> None:
+        self._dropped[reason] = self._dropped.get(reason, 0) + 1
+        raise exc
+
+    def ingest(self, frame: Frame) -> IngestReport:
+        """Fuse one posed RGB-D frame into memory.
+
+        Raises:
+            InvalidInput: the frame is malformed or not newer than the last accepted one; memory
+                is unchanged and the drop is counted by reason in :meth:`stats`.
+        """
+        t0 = time.perf_counter()
+        cfg = self.config
+        try:
+            validate_frame(frame, cfg.depth)
+        except FrameRejected as exc:
+            self._reject(exc, exc.reason)
+        stamp = float(frame.stamp)
+        if self._last_stamp is not None and stamp <= self._last_stamp:
+            self._reject(
+                InvalidInput(
+                    f"stamp {stamp:.6f} is not after the last accepted frame's "
+                    f"{self._last_stamp:.6f} (out of order or duplicate)"
+                ),
+                "out_of_order",
+            )
+        depth = np.asarray(frame.depth, dtype=np.float32)
+        K = np.asarray(frame.K, dtype=np.float64)
+        map_T_camera = np.asarray(frame.map_T_camera, dtype=np.float64)
+        fp, _ = backproject(depth, K, map_T_camera, cfg.depth)
+        vs = cfg.mapping.voxel_size_m
+        detections, ignored = segment_frame(frame, fp, vs, cfg.segmentation)
+        report = IngestReport(
+            accepted=True,
+            stamp=stamp,
+            num_detections=len(detections),
+            ignored_instance_ids=ignored,
+        )
+        if ignored:
+            log.debug("frame %.3f: %d instance ids missing from the labels", stamp, ignored)
+        self._last_stamp = stamp
+        self._frames_accepted += 1
+        self._ignored_ids += ignored
+        events: list[ChangeEvent] = []
+        changed: set[str] = set()
+
+        encoder = self.encoder if cfg.features.mode != "off" else None
+        if isinstance(encoder, LabelTextEncoder):
+            labelled = [d for d in detections if d.label]
+            if labelled:
+                emb = encoder.encode_labels([d.label for d in labelled])
+                for d, e in zip(labelled, emb, strict=True):
+                    d.feature = e
+        geoms = [detection_geometry(d, vs, cfg.association) for d in detections]
+
+        # --- association by geometry + label + feature -------------------------------------
+        matches = self._associate(detections, geoms)
+        report.num_matched = len(matches)
+        matched_ids = set(matches.values())
+
+        # --- visibility evidence for unmatched objects in the frustum -----------------------
+        camera_T_map = invert_transform(map_T_camera)
+        evidence = self._visibility(depth, K, map_T_camera, camera_T_map, matched_ids)
+
+        # --- re-identification of moved objects, new objects --------------------------------
+        unmatched = [i for i in range(len(detections)) if i not in matches]
+        if isinstance(encoder, ClipEncoder) and unmatched:
+            self._encode_detections(frame.rgb, [detections[i] for i in unmatched], encoder)
+        used = set(matched_ids)
+        moved: dict[int, str] = {}
+        for i in unmatched:
+            oid = self._reidentify(detections[i], geoms[i], stamp, evidence, used)
+            if oid is not None:
+                moved[i] = oid
+                used.add(oid)
+
+        for i, oid in matches.items():
+            self._update(self._models[oid], detections[i], stamp, events, moved_to=False)
+            changed.add(oid)
+        for i, oid in moved.items():
+            model = self._models[oid]
+            disp = float(np.linalg.norm(geoms[i].center - model.obj.center))
+            if disp >= cfg.association.moved_min_displacement_m:
+                self._update(model, detections[i], stamp, events, moved_to=True)
+                report.num_moved += 1
+            else:
+                self._update(model, detections[i], stamp, events, moved_to=False)
+            changed.add(oid)
+        report.num_updated = len(matches) + len(moved)
+        det_of: dict[str, Detection] = {oid: detections[i] for i, oid in matches.items()}
+        det_of.update({oid: detections[i] for i, oid in moved.items()})
+        for i in unmatched:
+            if i in moved:
+                continue
+            model = new_model(self._next_index, detections[i], stamp, cfg.mapping)
+            self._next_index += 1
+            self._add_model(model)
+            det_of[model.obj.id] = detections[i]
+            changed.add(model.obj.id)
+            report.num_new += 1
+
+        # --- miss evidence -> absent ---------------------------------------------------------
+        for oid, ev in evidence.items():
+            if oid in used or oid not in self._models:
+                continue
+            model = self._models[oid]
+            if not ev.is_miss(cfg.visibility):
+                continue
+            if not model.confirmed:
+                self._remove_model(oid)
+                continue
+            model.obj.miss_count += 1.0
+            if model.obj.present and model.obj.miss_count >= cfg.visibility.misses_to_absent:
+                model.obj.present = False
+                report.num_disappeared += 1
+                changed.add(oid)
+                events.append(
+                    ChangeEvent(
+                        kind=ChangeKind.DISAPPEARED,
+                        object_id=oid,
+                        label=model.obj.label,
+                        stamp=stamp,
+                        old_position=model.obj.center.copy(),
+                        new_position=model.obj.center.copy(),
+                        old_state=model.obj.state,
+                        new_state=model.obj.state,
+                    )
+                )
+
+        # --- confirmation and pruning of tentative objects ----------------------------------
+        for oid in list(changed):
+            tentative = self._models.get(oid)
+            if tentative is None or tentative.confirmed:
+                continue
+            model = tentative
+            if model.obj.observations >= cfg.mapping.min_observations_to_confirm:
+                model.confirmed = True
+                self._objects[oid] = model.obj
+                report.num_confirmed += 1
+                events.append(
+                    ChangeEvent(
+                        kind=ChangeKind.APPEARED,
+                        object_id=oid,
+                        label=model.obj.label,
+                        stamp=stamp,
+                        old_position=model.obj.center.copy(),
+                        new_position=model.obj.center.copy(),
+                        new_state=model.obj.state,
+                    )
+                )
+        self._prune_tentative(stamp)
+
+        # --- features, index, patches --------------------------------------------------------
+        self._update_features(frame.rgb, changed, det_of)
+        for oid in changed:
+            if oid in self._models:
+                obj = self._models[oid].obj
+                self._index.update(oid, obj.box_min, obj.box_max)
+        if cfg.mapping.patch_size_m > 0:
+            for oid, det in det_of.items():
+                if oid in self._models:
+                    self._patches.observe(oid, det.means, stamp, det.feature)
+        self._touched |= changed
+
+        # --- maintenance ---------------------------------------------------------------------
+        if (
+            cfg.mapping.merge_every_n_frames
+            and self._frames_accepted % cfg.mapping.merge_every_n_frames == 0
+        ):
+            self._merge_duplicates()
+        if changed & set(self._objects) or report.num_confirmed:
+            self._graph_dirty = True
+            self._graph_changed |= changed
+            if self._retriever is not None:
+                self._retriever.invalidate(changed & set(self._objects))
+        self._frames_since_graph += 1
+        self._ensure_graph(force=False)
+
+        for event in events:
+            self._short_term.record(event)
+        self._pending.extend(events)
+        self._events_total += len(events)
+        report.events = events
+        report.duration_s = time.perf_counter() - t0
+        self._last_ingest_s = report.duration_s
+        return report
+
+    def _associate(
+        self, detections: list[Detection], geoms: list[DetectionGeometry]
+    ) -> dict[int, str]:
+        """Assign detections to objects; returns detection index -> object id."""
+        cfg = self.config
+        if not detections or not self._models:
+            return {}
+        margin = cfg.association.search_margin_m
+        cand_lists: list[list[str]] = []
+        for g in geoms:
+            if cfg.mapping.spatial_index:
+                near = self._index.query(g.box_min - margin, g.box_max + margin)
+                cand_lists.append(sorted(near))
+            else:
+                cand_lists.append(list(self._models))
+        columns = sorted(set().union(*cand_lists))
+        if not columns:
+            return {}
+        col = {oid: j for j, oid in enumerate(columns)}
+        scores = np.full((len(detections), len(columns)), INFEASIBLE)
+        vs = cfg.mapping.voxel_size_m
+        for i, ids in enumerate(cand_lists):
+            for oid in ids:
+                scores[i, col[oid]] = pair_score(
+                    detections[i], geoms[i], self._models[oid], vs, cfg.association
+                )
+        return {i: columns[j] for i, j in assign(scores)}
+
+    def _visibility(
+        self,
+        depth: np.ndarray,
+        K: np.ndarray,
+        map_T_camera: np.ndarray,
+        camera_T_map: np.ndarray,
+        matched: set[str],
+    ) -> dict[str, Evidence]:
+        """Evidence for the present, unmatched objects whose box meets the view frustum."""
+        cfg = self.config
+        if not self._models:
+            return {}
+        if cfg.mapping.spatial_index:
+            lo, hi = frustum_box(K, depth.shape, map_T_camera, cfg.visibility.max_range_m)
+            ids = self._index.query(lo, hi)
+        else:
+            ids = set(self._models)
+        out: dict[str, Evidence] = {}
+        for oid in ids:
+            if oid in matched:
+                continue
+            model = self._models.get(oid)
+            if model is None or model.obj.points.shape[0] == 0:
+                continue
+            out[oid] = check_points(model.obj.points, depth, K, camera_T_map, cfg.visibility)
+        return out
+
+    def _reidentify(
+        self,
+        det: Detection,
+        geom: DetectionGeometry,
+        stamp: float,
+        evidence: dict[str, Evidence],
+        used: set[str],
+    ) -> str | None:
+        """Find the confirmed object an unmatched detection re-identifies (its id, or None).
+
+        A candidate has the detection's label, was not matched this frame, is not visibly still
+        at its old place, and either is absent, was seen through this frame, or has not been
+        seen for ``moved_min_unseen_s``. With image features, its feature must also agree.
+        """
+        if not det.label:
+            return None
+        cfg = self.config.association
+        vis = self.config.visibility
+        best: tuple[tuple[float, float, float], str] | None = None
+        for oid in self._by_label.get(det.label, ()):
+            if oid in used:
+                continue
+            model = self._models[oid]
+            if not model.confirmed:
+                continue
+            obj = model.obj
+            ev = evidence.get(oid)
+            if ev is not None and ev.is_there(vis):
+                continue
+            seen_through = ev is not None and ev.is_miss(vis)
+            unseen = stamp - obj.last_seen
+            if obj.present and not seen_through and 0.0 <= unseen < cfg.moved_min_unseen_s:
+                continue
+            sim = 0.0
+            if isinstance(self._encoder, ClipEncoder):
+                if det.feature is None or obj.feature is None:
+                    continue
+                sim = feature_similarity(det.feature, obj.feature)
+                if sim < cfg.moved_min_feature_similarity:
+                    continue
+            dist = float(np.linalg.norm(geom.center - obj.center))
+            priority = 0.0 if (seen_through or not obj.present) else 1.0
+            key = (priority, -sim, dist)
+            if best is None or key < best[0]:
+                best = (key, oid)
+        return None if best is None else best[1]
+
+    def _update(
+        self,
+        model: ObjectModel,
+        det: Detection,
+        stamp: float,
+        events: list[ChangeEvent],
+        moved_to: bool,
+    ) -> None:
+        """Fuse (or, when moved, replace) ``det`` into ``model`` and emit the right events."""
+        cfg = self.config
+        obj = model.obj
+        old_center = obj.center.copy()
+        old_label = obj.label
+        was_absent = not obj.present
+        if moved_to:
+            replace_geometry(model, det, stamp, cfg.mapping)
+        else:
+            fuse(model, det, stamp, cfg.mapping)
+        obj.present = True
+        if obj.label != old_label:
+            self._relabel(obj.id, old_label, obj.label)
+        if model.confirmed:
+            if moved_to:
+                events.append(
+                    ChangeEvent(
+                        kind=ChangeKind.MOVED,
+                        object_id=obj.id,
+                        label=obj.label,
+                        stamp=stamp,
+                        old_position=old_center,
+                        new_position=obj.center.copy(),
+                        old_state=obj.state,
+                        new_state=det.state or obj.state,
+                    )
+                )
+            elif was_absent:
+                events.append(
+                    ChangeEvent(
+                        kind=ChangeKind.APPEARED,
+                        object_id=obj.id,
+                        label=obj.label,
+                        stamp=stamp,
+                        old_position=old_center,
+                        new_position=obj.center.copy(),
+                        old_state=obj.state,
+                        new_state=det.state or obj.state,
+                    )
+                )
+        if det.state and det.state != obj.state:
+            if model.confirmed and obj.state:
+                events.append(
+                    ChangeEvent(
+                        kind=ChangeKind.STATE_CHANGED,
+                        object_id=obj.id,
+                        label=obj.label,
+                        stamp=stamp,
+                        old_position=obj.center.copy(),
+                        new_position=obj.center.copy(),
+                        old_state=obj.state,
+                        new_state=det.state,
+                    )
+                )
+            obj.state = det.state
+
+    def _encode_detections(
+        self, rgb: np.ndarray, dets: list[Detection], encoder: ClipEncoder
+    ) -> None:
+        todo = [d for d in dets if d.feature is None]
+        if not todo:
+            return
+        todo.sort(key=lambda d: -d.num_pixels)
+        todo = todo[: self.config.features.max_batch]
+        feats = encoder.encode_crops(np.asarray(rgb), [d.bbox_px for d in todo])
+        for d, f in zip(todo, feats, strict=True):
+            d.feature = f
+
+    def _update_features(
+        self,
+        rgb: np.ndarray,
+        changed: set[str],
+        det_of: dict[str, Detection],
+    ) -> None:
+        """Object features after this frame's updates; encodes crops only when it pays."""
+        cfg = self.config.features
+        encoder = self.encoder if cfg.mode != "off" else None
+        if encoder is None:
+            return
+        if isinstance(encoder, LabelTextEncoder):
+            for oid in changed:
+                model = self._models.get(oid)
+                if model is not None and model.obj.label_votes:
+                    model.obj.feature = label_feature(encoder, model.obj.label_votes)
+            return
+        assert isinstance(encoder, ClipEncoder)
+        want: list[tuple[ObjectModel, Detection]] = []
+        for oid, det in det_of.items():
+            model = self._models.get(oid)
+            if model is None:
+                continue
+            obs = model.obj.observations
+            if (
+                model.obj.feature is None
+                or det.num_pixels >= cfg.better_view_ratio * max(model.best_view_pixels, 1)
+                or (
+                    cfg.reencode_every_n_observations
+                    and obs - model.encoded_at >= cfg.reencode_every_n_observations
+                )
+                or det.feature is not None
+            ):
+                want.append((model, det))
+        if not want:
+            return
+        # Largest views first, at most max_batch encoded per frame (detections already encoded
+        # for re-identification are reused, not encoded twice).
+        want.sort(key=lambda md: -md[1].num_pixels)
+        need = [d for _, d in want if d.feature is None][: cfg.max_batch]
+        self._encode_detections(rgb, need, encoder)
+        for model, det in want:
+            if det.feature is None:
+                continue
+            update_feature(model, det.feature)
+            model.encoded_at = model.obj.observations
+            model.best_view_pixels = max(model.best_view_pixels, det.num_pixels)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _add_model(self, model: ObjectModel) -> None:
+        oid = model.obj.id
+        self._models[oid] = model
+        if model.confirmed:
+            self._objects[oid] = model.obj
+        if model.obj.label:
+            self._by_label.setdefault(model.obj.label, set()).add(oid)
+        self._index.update(oid, model.obj.box_min, model.obj.box_max)
+
+    def _remove_model(self, oid: str) -> None:
+        model = self._models.pop(oid, None)
+        if model is None:
+            return
+        if self._objects.pop(oid, None) is not None:
+            self._graph_dirty = True
+            self._graph_changed.add(oid)
+            if self._retriever is not None:
+                self._retriever.invalidate([oid])
+        ids = self._by_label.get(model.obj.label)
+        if ids is not None:
+            ids.discard(oid)
+            if not ids:
+                del self._by_label[model.obj.label]
+        self._index.remove(oid)
+        self._touched.discard(oid)
+        if self.config.mapping.patch_size_m > 0:
+            self._patches.forget_object(oid)
+
+    def _relabel(self, oid: str, old: str, new: str) -> None:
+        ids = self._by_label.get(old)
+        if ids is not None:
+            ids.discard(oid)
+            if not ids:
+                del self._by_label[old]
+        if new:
+            self._by_label.setdefault(new, set()).add(oid)
+
+    def _prune_tentative(self, stamp: float) -> None:
+        timeout = self.config.mapping.tentative_timeout_s
+        stale = [
+            oid
+            for oid, m in self._models.items()
+            if not m.confirmed and stamp - m.obj.last_seen > timeout
+        ]
+        for oid in stale:
+            self._remove_model(oid)
+
+    def _merge_duplicates(self) -> None:
+        """Merge objects that overlap strongly and whose labels agree (older id kept)."""
+        cfg = self.config
+        ov = cfg.association.overlap_voxel_m
+        touched, self._touched = self._touched, set()
+        for oid in sorted(touched):
+            a = self._models.get(oid)
+            if a is None:
+                continue
+            cands = self._index.query(a.obj.box_min, a.obj.box_max)
+            for cid in sorted(cands):
+                if cid == oid or cid not in self._models or oid not in self._models:
+                    continue
+                b = self._models[cid]
+                if labels_agree(a.obj.label, b.obj.label) is None:
+                    continue
+                ka, kb = a.coarse_keys(ov), b.coarse_keys(ov)
+                if ka.size == 0 or kb.size == 0:
+                    continue
+                inter = np.intersect1d(ka, kb, assume_unique=True).size
+                if inter < cfg.mapping.merge_overlap * min(ka.size, kb.size):
+                    continue
+                keep, drop = (a, b) if a.index < b.index else (b, a)
+                old_label = keep.obj.label
+                merge_models(keep, drop, cfg.mapping)
+                drop_id, keep_id = drop.obj.id, keep.obj.id
+                self._remove_model(drop_id)
+                if cfg.mapping.patch_size_m > 0:
+                    self._patches.rename_object(drop_id, keep_id)
+                if keep.obj.label != old_label:
+                    self._relabel(keep_id, old_label, keep.obj.label)
+                if keep.confirmed:
+                    self._objects[keep_id] = keep.obj
+                self._index.update(keep_id, keep.obj.box_min, keep.obj.box_max)
+                self._graph_dirty = True
+                self._graph_changed |= {keep_id, drop_id}
+                if self._retriever is not None:
+                    self._retriever.invalidate([keep_id])
+                log.debug("merged duplicate %s into %s", drop_id, keep_id)
+                if drop is a:
+                    break
+                a = keep
+
+    def _ensure_graph(self, force: bool) -> None:
+        """Recompute relations and zones when objects changed (at most every n frames)."""
+        if not self._graph_dirty:
+            return
+        if (
+            not force
+            and self._frames_since_graph < self.config.mapping.graph_update_every_n_frames
+        ):
+            return
+        objs = list(self._objects.values())
+        before = {o.id: o.zone_id for o in objs}
+        changed, self._graph_changed = self._graph_changed, set()
+        self._relations = update_relations(self._relations, objs, changed, self.config.relations)
+        self._zones = compute_zones(objs, self.config.zones, self.encode_text, self._zones)
+        zone_changed = [o.id for o in objs if o.zone_id != before[o.id]]
+        if zone_changed and self._retriever is not None:
+            self._retriever.invalidate(zone_changed)
+        self._graph_dirty = False
+        self._frames_since_graph = 0
+
+    # ------------------------------------------------------------------ queries
+
+    def query(self, req: QueryRequest) -> list[ScoredObject]:
+        """Rank the confirmed objects for ``req`` (best first).
+
+        Raises:
+            InvalidInput: NaN/malformed ``near``, negative or NaN radius, negative k, or k above
+                ``retrieval.max_k``.
+        """
+        if req.near is not None:
+            near = np.asarray(req.near, dtype=np.float64).reshape(-1)
+            if near.shape != (3,) or not np.all(np.isfinite(near)):
+                raise InvalidInput(f"near must be a finite 3-D point, got {req.near!r}")
+        if not isinstance(req.radius, (int, float)) or not math.isfinite(req.radius):
+            raise InvalidInput(f"radius must be a finite number, got {req.radius!r}")
+        if req.radius < 0:
+            raise InvalidInput(f"radius must be >= 0, got {req.radius}")
+        if not isinstance(req.k, (int, np.integer)) or req.k < 0:
+            raise InvalidInput(f"k must be a non-negative integer, got {req.k!r}")
+        if req.k > self.config.retrieval.max_k:
+            raise InvalidInput(
+                f"k={req.k} is above the limit retrieval.max_k={self.config.retrieval.max_k}"
+            )
+        if req.zone_id:
+            self._ensure_graph(force=True)
+        return self.retriever.query(self._objects, req)
+
+    def render(self, focus: str = "", max_objects: int = 0, max_tokens: int = 0) -> RenderedGraph:
+        """Render the graph, or the subgraph relevant to ``focus``, within a token budget.
+
+        Raises:
+            InvalidInput: negative ``max_objects``/``max_tokens`` or ``max_objects`` too large.
+        """
+        if max_objects < 0 or max_tokens < 0:
+            raise InvalidInput("max_objects and max_tokens must be >= 0")
+        if max_objects > self.config.max_render_objects:
+            raise InvalidInput(
+                f"max_objects={max_objects} is above the limit {self.config.max_render_objects}"
+            )
+        self._ensure_graph(force=True)
+        # Imported here: the renderer pulls in the tokenizer, which ingest-only users never need.
+        from memory_node.core.render import render_graph
+
+        objs, rels, zones, text, tokens = render_graph(
+            list(self._objects.values()),
+            list(self._relations),
+            list(self._zones),
+            focus,
+            max_objects,
+            max_tokens,
+            self.encode_text,
+        )
+        return RenderedGraph(objs, rels, zones, text, tokens)
+
+    def changes(
+        self, since: float = -math.inf, object_id: str = "", max_results: int = 0
+    ) -> list[ChangeEvent]:
+        """Change events with ``stamp >= since``, newest first (short-term store).
+
+        Raises:
+            InvalidInput: NaN ``since`` or negative ``max_results``.
+        """
+        return self._short_term.query(since, object_id, max_results)
+
+    def drain_events(self) -> list[ChangeEvent]:
+        """Events produced since the last call, oldest first."""
+        out, self._pending = self._pending, []
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def snapshot(self) -> MemorySnapshot:
+        """Everything :meth:`save` writes (objects are shared, not copied)."""
+        self._ensure_graph(force=True)
+        return MemorySnapshot(
+            objects=list(self._objects.values()),
+            relations=list(self._relations),
+            zones=list(self._zones),
+            changes=self._short_term.events(),
+            next_object_index=self._next_index,
+            meta={
+                "format": SNAPSHOT_FORMAT,
+                "voxel_size_m": self.config.mapping.voxel_size_m,
+                "features_mode": self.config.features.mode,
+                "last_stamp": self._last_stamp,
+                "frames_accepted": self._frames_accepted,
+            },
+        )
+
+    def save(self, path: str) -> None:
+        """Write the memory to ``path`` (SQLite, atomic).
+
+        Raises:
+            InvalidInput: the path cannot be written; the previous file is untouched.
+        """
+        save_memory(path, self.snapshot())
+
+    def load(self, path: str) -> None:
+        """Replace the memory by the one saved at ``path``.
+
+        Ids continue after the loaded ones (never reused); re-observing the same scene
+        associates to the loaded objects. The stream clock (last accepted stamp) is kept.
+
+        Raises:
+            InvalidInput: the file is missing or corrupt; memory is unchanged.
+        """
+        snap = load_memory(path)
+        self.restore(snap)
+
+    def restore(self, snap: MemorySnapshot) -> None:
+        """Replace the memory by ``snap`` (see :meth:`load`)."""
+        cfg = self.config
+        models: dict[str, ObjectModel] = {}
+        next_index = int(snap.next_object_index)
+        for obj in snap.objects:
+            if obj.id in models:
+                raise InvalidInput(f"snapshot holds object id {obj.id!r} twice")
+            try:
+                index = int(obj.id.rsplit("_", 1)[-1])
+            except ValueError:
+                index = -1
+            next_index = max(next_index, index + 1)
+            models[obj.id] = model_from_object(obj, index, cfg.mapping)
+        encoder = self.encoder if cfg.features.mode != "off" else None
+        for model in models.values():
+            f = model.obj.feature
+            if isinstance(encoder, LabelTextEncoder) and model.obj.label_votes:
+                model.obj.feature = label_feature(encoder, model.obj.label_votes)
+            elif encoder is not None and f is not None and np.size(f) != encoder.dim:
+                model.obj.feature = None
+                model.feature_weight = 0.0
+        self._reset_state()
+        for model in models.values():
+            self._add_model(model)
+        self._next_index = next_index
+        self._relations = list(snap.relations)
+        self._zones = list(snap.zones)
+        self._graph_dirty = False
+        self._short_term.restore(snap.changes)
+        if self._retriever is not None:
+            self._retriever.invalidate()
+        log.info("restored %d objects (next id %s)", len(models), make_id(next_index))
+
+    # ------------------------------------------------------------------ statistics
+
+    def stats(self) -> dict[str, int | float]:
+        """Counters: frames accepted/dropped (total and by reason), objects, voxels, events."""
+        present = sum(1 for o in self._objects.values() if o.present)
+        out: dict[str, int | float] = {
+            "frames_accepted": self._frames_accepted,
+            "frames_dropped": sum(self._dropped.values()),
+            "objects": len(self._objects),
+            "objects_present": present,
+            "objects_absent": len(self._objects) - present,
+            "objects_tentative": len(self._models) - len(self._objects),
+            "voxels": int(sum(m.keys.size for m in self._models.values())),
+            "patches": len(self._patches),
+            "relations": len(self._relations),
+            "zones": len(self._zones),
+            "events": self._events_total,
+            "short_term_entries": len(self._short_term),
+            "ignored_instance_ids": self._ignored_ids,
+            "last_ingest_ms": 1000.0 * self._last_ingest_s,
+            "next_object_index": self._next_index,
+        }
+        for reason, n in sorted(self._dropped.items()):
+            out[f"dropped_{reason}"] = n
+        return out

@@ -1,0 +1,355 @@
+"""Known-answer tests of the SceneMemory facade on a tiny ray-cast box world."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from memory_node.core.scene_memory import IngestReport, SceneMemory, SceneMemoryConfig
+from memory_node.core.synthetic import Box, BoxWorld, intrinsics, look_at, render
+from memory_node.core.types import ChangeKind, Frame, InvalidInput, QueryRequest
+
+W, H = 160, 120
+K = intrinsics(W, H, fov_deg=70.0)
+EYE = np.array([0.0, 0.0, 1.4])
+TARGET = np.array([2.5, 0.0, 0.2])
+
+
+def config(**overrides: object) -> SceneMemoryConfig:
+    cfg = SceneMemoryConfig()
+    cfg.features.mode = "off"
+    cfg.depth.pixel_stride = 1
+    for name, value in overrides.items():
+        section, leaf = name.split("__")
+        setattr(getattr(cfg, section), leaf, value)
+    return cfg
+
+
+def crate(center: tuple[float, float, float] = (2.5, 0.0, 0.25), iid: int = 1) -> Box:
+    return Box(np.array(center), np.array([0.5, 0.5, 0.5]), "crate", iid, (180, 40, 40))
+
+
+def mug(center: tuple[float, float, float] = (2.2, 0.8, 0.1), iid: int = 2) -> Box:
+    return Box(np.array(center), np.array([0.2, 0.2, 0.2]), "mug", iid, (40, 180, 40))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self, dt: float = 0.1) -> float:
+        self.t += dt
+        return self.t
+
+
+def view(
+    world: BoxWorld, stamp: float, eye: np.ndarray = EYE, target: np.ndarray = TARGET
+) -> Frame:
+    return render(world, K, look_at(eye, target), W, H, stamp)
+
+
+def feed(
+    mem: SceneMemory, world: BoxWorld, clock: Clock, n: int, **kw: np.ndarray
+) -> list[IngestReport]:
+    return [mem.ingest(view(world, clock(), **kw)) for _ in range(n)]
+
+
+def by_label(mem: SceneMemory, label: str) -> list:  # type: ignore[type-arg]
+    return [o for o in mem.objects.values() if o.label == label]
+
+
+def test_two_identical_detections_merge_into_one_object() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate()])
+    clock = Clock()
+    r1 = mem.ingest(view(world, clock()))
+    r2 = mem.ingest(view(world, clock()))
+    assert r1.num_new == 1 and r2.num_new == 0 and r2.num_matched == 1
+    objs = mem.objects
+    assert len(objs) == 1
+    (obj,) = objs.values()
+    assert obj.label == "crate" and obj.observations == 2
+    assert [e.kind for e in r2.events] == [ChangeKind.APPEARED]
+
+
+def test_box_seen_from_two_poses_fuses_to_one_object_with_right_centroid() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate()])
+    clock = Clock()
+    feed(mem, world, clock, 3, eye=np.array([0.0, -1.5, 1.4]))
+    feed(mem, world, clock, 3, eye=np.array([0.5, 2.0, 1.4]))
+    feed(mem, world, clock, 3, eye=np.array([5.0, 0.5, 1.4]))
+    crates = by_label(mem, "crate")
+    assert len(crates) == 1
+    # Seen from the front, both sides and the back: the fused box is the true box.
+    np.testing.assert_allclose(crates[0].center, [2.5, 0.0, 0.25], atol=0.03)
+    np.testing.assert_allclose(crates[0].size, [0.5, 0.5, 0.5], atol=0.06)
+
+
+def test_moved_box_keeps_its_id_and_leaves_no_ghost() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate(), mug()])
+    clock = Clock()
+    feed(mem, world, clock, 4)
+    (m,) = by_label(mem, "mug")
+    old_id, old_center = m.id, m.center.copy()
+    mem.drain_events()
+    world.boxes[1] = mug(center=(2.0, -0.9, 0.1))
+    reports = feed(mem, world, clock, 4)
+    mugs = by_label(mem, "mug")
+    assert [o.id for o in mugs] == [old_id]
+    assert mugs[0].present
+    np.testing.assert_allclose(mugs[0].center, [2.0, -0.9, 0.1], atol=0.05)
+    # Nothing remains at the old place.
+    for o in mem.objects.values():
+        assert np.linalg.norm(o.center - old_center) > 0.3
+    hits = mem.query(QueryRequest(near=old_center, radius=0.25))
+    assert hits == []
+    events = [e for r in reports for e in r.events]
+    moved = [e for e in events if e.kind == ChangeKind.MOVED]
+    assert len(moved) == 1 and moved[0].object_id == old_id
+    np.testing.assert_allclose(moved[0].old_position, old_center)
+    assert not [e for e in events if e.kind in (ChangeKind.APPEARED, ChangeKind.DISAPPEARED)]
+    assert len(mem.objects) == 2
+
+
+def test_object_in_view_but_not_observed_becomes_absent_then_reappears() -> None:
+    cfg = config(visibility__misses_to_absent=3.0)
+    mem = SceneMemory(cfg)
+    world = BoxWorld([crate(), mug()])
+    clock = Clock()
+    feed(mem, world, clock, 3)
+    (m,) = by_label(mem, "mug")
+    mem.drain_events()
+    world.boxes.pop(1)  # the mug is taken away; the floor behind it is seen through
+    reports = feed(mem, world, clock, 2)
+    assert all(not r.events for r in reports)
+    assert mem.objects[m.id].present  # not enough evidence yet
+    r = mem.ingest(view(world, clock()))
+    assert [(e.kind, e.object_id) for e in r.events] == [(ChangeKind.DISAPPEARED, m.id)]
+    obj = mem.objects[m.id]  # kept as "last seen"
+    assert not obj.present
+    assert mem.drain_events()[-1].kind == ChangeKind.DISAPPEARED
+    # Where was it last seen? The query still answers, flagged absent.
+    found = mem.query(QueryRequest(text="mug"))
+    assert found and found[0].obj.id == m.id and not found[0].obj.present
+    # Put it back: the same id reappears.
+    world.boxes.append(mug())
+    r = mem.ingest(view(world, clock()))
+    assert [(e.kind, e.object_id) for e in r.events] == [(ChangeKind.APPEARED, m.id)]
+    assert mem.objects[m.id].present and mem.objects[m.id].miss_count == 0
+
+
+def test_occluded_or_out_of_view_objects_do_not_disappear() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate(), mug()])
+    clock = Clock()
+    feed(mem, world, clock, 3)
+    # Look the other way for a while: nothing is in view, nothing disappears.
+    reports = feed(mem, world, clock, 5, target=np.array([-2.0, 0.0, 0.2]))
+    assert not [e for r in reports for e in r.events]
+    assert all(o.present for o in mem.objects.values())
+
+
+def test_missed_detection_of_a_visible_object_is_not_an_absence() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate(), mug()])
+    clock = Clock()
+    feed(mem, world, clock, 3)
+    for _ in range(6):
+        f = view(world, clock())
+        assert f.instance is not None
+        f.instance[f.instance == 2] = 0  # the segmenter misses the mug, the depth still sees it
+        assert not mem.ingest(f).events
+    assert all(o.present for o in mem.objects.values())
+
+
+def test_state_change_is_reported() -> None:
+    mem = SceneMemory(config())
+    box = crate()
+    box.state = "closed"
+    world = BoxWorld([box])
+    clock = Clock()
+    feed(mem, world, clock, 2)
+    box.state = "open"
+    r = mem.ingest(view(world, clock()))
+    (e,) = r.events
+    assert e.kind == ChangeKind.STATE_CHANGED and (e.old_state, e.new_state) == ("closed", "open")
+    assert next(iter(mem.objects.values())).state == "open"
+
+
+def test_single_frame_noise_is_not_an_object() -> None:
+    mem = SceneMemory(config(mapping__min_observations_to_confirm=2))
+    clock = Clock()
+    mem.ingest(view(BoxWorld([crate(), mug()]), clock()))
+    feed(mem, BoxWorld([crate()]), clock, 3)
+    assert [o.label for o in mem.objects.values()] == ["crate"]
+    assert mem.stats()["objects_tentative"] == 0  # the one-off mug was seen through and dropped
+
+
+def test_bad_frames_are_refused_and_memory_is_unchanged() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate()])
+    clock = Clock()
+    feed(mem, world, clock, 2)
+    before = {k: (o.observations, o.center.copy()) for k, o in mem.objects.items()}
+    good = view(world, clock())
+    bad_frames = []
+    for make in (
+        lambda f: setattr(f, "depth", np.zeros_like(f.depth)),
+        lambda f: setattr(f, "depth", np.full_like(f.depth, np.nan)),
+        lambda f: setattr(f, "depth", np.full_like(f.depth, 65.535)),
+        lambda f: setattr(f, "rgb", np.zeros((H, W + 4, 3), np.uint8)),
+        lambda f: f.map_T_camera.__setitem__((1, 3), np.nan),
+        lambda f: f.map_T_camera.__setitem__((slice(0, 3), slice(0, 3)), 2.0 * np.eye(3)),
+    ):
+        f = view(world, good.stamp)
+        make(f)
+        bad_frames.append(f)
+    for f in bad_frames:
+        with pytest.raises(InvalidInput):
+            mem.ingest(f)
+    mem.ingest(good)
+    with pytest.raises(InvalidInput, match="not after"):
+        mem.ingest(view(world, good.stamp))  # duplicate stamp
+    with pytest.raises(InvalidInput, match="not after"):
+        mem.ingest(view(world, good.stamp - 1.0))  # out of order
+    stats = mem.stats()
+    assert stats["frames_accepted"] == 3
+    assert stats["frames_dropped"] == 8
+    assert stats["dropped_no_valid_depth"] == 3
+    assert stats["dropped_size_mismatch"] == 1
+    assert stats["dropped_pose"] == 2
+    assert stats["dropped_out_of_order"] == 2
+    after = mem.objects
+    assert set(after) == set(before)
+    for k, (obs, _) in before.items():
+        assert after[k].observations == obs + 1  # only the good frame counted
+
+
+def test_mask_ids_missing_from_labels_are_ignored_and_counted() -> None:
+    mem = SceneMemory(config())
+    f = view(BoxWorld([crate(), mug()]), 1.0)
+    assert f.instance_labels is not None
+    del f.instance_labels[2]
+    r = mem.ingest(f)
+    assert r.ignored_instance_ids == 1 and r.num_detections == 1
+    assert mem.stats()["ignored_instance_ids"] == 1
+
+
+def test_query_requests_are_validated() -> None:
+    mem = SceneMemory(config())
+    feed(mem, BoxWorld([crate(), mug()]), Clock(), 2)
+    with pytest.raises(InvalidInput):
+        mem.query(QueryRequest(near=np.array([np.nan, 0.0, 0.0])))
+    with pytest.raises(InvalidInput):
+        mem.query(QueryRequest(near=np.zeros(3), radius=-1.0))
+    with pytest.raises(InvalidInput):
+        mem.query(QueryRequest(k=10**9))
+    with pytest.raises(InvalidInput):
+        mem.query(QueryRequest(k=-1))
+    got = mem.query(QueryRequest(text="mug", k=1))
+    assert len(got) == 1 and got[0].obj.label == "mug"
+    near = mem.query(QueryRequest(near=np.array([2.5, 0.0, 0.25]), radius=0.5))
+    assert [s.obj.label for s in near] == ["crate"]
+
+
+def test_changes_and_drain_events() -> None:
+    mem = SceneMemory(config())
+    clock = Clock()
+    feed(mem, BoxWorld([crate(), mug()]), clock, 2)
+    drained = mem.drain_events()
+    assert sorted(e.label for e in drained) == ["crate", "mug"]
+    assert mem.drain_events() == []
+    changes = mem.changes(since=0.0, object_id="", max_results=10)
+    assert len(changes) == 2
+    assert mem.changes(since=clock.t + 100.0, object_id="", max_results=10) == []
+    with pytest.raises(InvalidInput):
+        mem.changes(since=float("nan"), object_id="", max_results=1)
+
+
+def test_save_load_round_trip_keeps_ids_and_reassociates(tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "memory.db")
+    mem = SceneMemory(config())
+    world = BoxWorld([crate(), mug()])
+    clock = Clock()
+    feed(mem, world, clock, 3)
+    ids = sorted(mem.objects)
+    mem.save(path)
+
+    fresh = SceneMemory(config())
+    fresh.load(path)
+    assert sorted(fresh.objects) == ids
+    for oid in ids:
+        np.testing.assert_allclose(fresh.objects[oid].center, mem.objects[oid].center, atol=1e-5)
+    # Re-observing the same scene associates to the loaded ids; no new object.
+    reports = feed(fresh, world, clock, 2)
+    assert sum(r.num_new for r in reports) == 0
+    assert sorted(fresh.objects) == ids
+    # New objects get fresh ids after the loaded ones (never reused).
+    world.boxes.append(Box(np.array([1.8, -1.0, 0.15]), np.array([0.3] * 3), "ball", 3))
+    feed(fresh, world, clock, 2)
+    new_ids = sorted(set(fresh.objects) - set(ids))
+    assert len(new_ids) == 1 and new_ids[0] > max(ids)
+
+    # A corrupt file is refused and leaves memory unchanged.
+    bad = os.path.join(str(tmp_path), "bad.db")
+    with open(bad, "wb") as fh:
+        fh.write(b"SQLite format 3\x00" + b"\x13" * 4000)
+    before = sorted(fresh.objects)
+    with pytest.raises(InvalidInput):
+        fresh.load(bad)
+    with pytest.raises(InvalidInput):
+        fresh.load(os.path.join(str(tmp_path), "missing.db"))
+    assert sorted(fresh.objects) == before
+
+
+def test_memory_is_bounded_for_a_static_scene() -> None:
+    mem = SceneMemory(config(mapping__max_voxels_per_object=300))
+    world = BoxWorld([crate(), mug()])
+    clock = Clock()
+    eyes = [np.array([0.0, y, 1.4]) for y in (-0.6, -0.3, 0.0, 0.3, 0.6)]
+    for i in range(25):
+        mem.ingest(view(world, clock(), eye=eyes[i % 5]))
+    s1 = mem.stats()
+    for i in range(50):
+        mem.ingest(view(world, clock(), eye=eyes[i % 5]))
+    s2 = mem.stats()
+    assert s2["objects"] == s1["objects"] == 2
+    assert s2["voxels"] <= 2 * 300
+    assert s2["patches"] == s1["patches"]
+    assert s2["short_term_entries"] == s1["short_term_entries"]
+    assert all(len(o.history) <= mem.config.mapping.history_length for o in mem.objects.values())
+
+
+def test_naive_baseline_gives_the_same_map() -> None:
+    world = BoxWorld(
+        [crate(), mug(), Box(np.array([1.8, -1.0, 0.15]), np.array([0.3] * 3), "ball", 3)]
+    )
+    results = []
+    for use_index in (True, False):
+        mem = SceneMemory(config(mapping__spatial_index=use_index))
+        clock = Clock()
+        feed(mem, world, clock, 3)
+        feed(mem, world, clock, 3, eye=np.array([0.0, -1.0, 1.4]))
+        results.append(sorted((o.id, o.label, o.observations) for o in mem.objects.values()))
+    assert results[0] == results[1]
+
+
+def test_relations_zones_and_render_are_served() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate(), Box(np.array([2.5, 0.0, 0.6]), np.array([0.2] * 3), "mug", 2)])
+    feed(mem, world, Clock(), 3)
+    rels = {(r.subject_id, r.predicate, r.object_id) for r in mem.relations}
+    ids = {o.label: o.id for o in mem.objects.values()}
+    assert (ids["mug"], "on", ids["crate"]) in rels
+    assert isinstance(mem.zones, list)
+    pytest.importorskip("memory_node.core.render")
+    g = mem.render(focus="", max_objects=0, max_tokens=0)
+    assert {o.id for o in g.objects} == set(ids.values())
+    assert g.token_count > 0 and "mug" in g.text
+    with pytest.raises(InvalidInput):
+        mem.render(focus="", max_objects=-1, max_tokens=0)
+
