@@ -537,6 +537,13 @@ def import_world(
     objects: list[ObjectSpec] = []
     seen: dict[str, int | None] = {}
     for element in world:
+        if element.tag in ("population", "actor"):
+            LOG.warning(
+                "%s:%s: <%s> is not imported (only <model> and <include> are)",
+                path,
+                xml.line(element),
+                element.tag,
+            )
         if element.tag not in ("model", "include"):
             continue
         parts: list[PartSpec] = []

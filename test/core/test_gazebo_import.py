@@ -241,6 +241,18 @@ def test_include_poses_compose_and_override(tmp_path: Path, models: Path) -> Non
     assert not inline.static
 
 
+def test_saved_state_pose_overrides_the_model_pose(tmp_path: Path, models: Path) -> None:
+    world = _world(
+        tmp_path,
+        """
+        <include><uri>model://ball</uri><pose>1 2 3 0 0 0</pose></include>
+        <state world_name="w"><model name="ball"><pose>4 5 0.25 0 0 0</pose></model></state>
+        """,
+    )
+    (ball,) = import_world(world, model_paths=[models], cache=tmp_path / "cache").objects
+    np.testing.assert_allclose(ball.pose.position, [4, 5, 0.25], atol=1e-9)
+
+
 def test_dae_unit_scale_is_applied_and_cached(
     tmp_path: Path, models: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

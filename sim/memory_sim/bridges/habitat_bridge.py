@@ -34,6 +34,7 @@ import numpy as np
 from memory_node.core.types import Frame
 from memory_sim.bridges import BridgeObservation, BridgeUnavailable
 from memory_sim.bridges.conversions import (
+    depth_metres,
     habitat_aabb_to_map,
     habitat_camera_to_map_T_camera,
     habitat_instance_id,
@@ -41,6 +42,7 @@ from memory_sim.bridges.conversions import (
     intrinsics_from_hfov,
     label_from_identifier,
     map_T_camera_to_habitat_agent,
+    rgb_of,
 )
 from memory_sim.ground_truth import ObjectTruth
 
@@ -49,9 +51,11 @@ LOG = logging.getLogger(__name__)
 _IMPORT_ERROR: ImportError | None = None
 try:  # habitat-sim is optional: only a live bridge needs it.
     import habitat_sim
+    import magnum
     from habitat_sim.utils.common import quat_from_coeffs
 except ImportError as _exc:  # pragma: no cover - depends on the machine
     habitat_sim = None
+    magnum = None
     _IMPORT_ERROR = _exc
 
 INSTALL_HINT = (
@@ -141,8 +145,6 @@ def habitat_frame(
     Raises:
         ValueError: missing observation, mismatched shapes, invalid pose.
     """
-    from memory_sim.bridges.conversions import depth_metres, rgb_of
-
     for key in (RGB_UUID, DEPTH_UUID):
         if key not in observations:
             raise ValueError(f"habitat observations lack {key!r} (have {sorted(observations)})")
@@ -262,8 +264,8 @@ class HabitatBridge:
             spec.uuid = uuid
             spec.sensor_type = kind
             spec.sensor_subtype = habitat_sim.SensorSubType.PINHOLE
-            spec.resolution = [c.height_px, c.width_px]
-            spec.position = [0.0, c.sensor_height_m, 0.0]
+            spec.resolution = magnum.Vector2i(c.height_px, c.width_px)  # (rows, columns)
+            spec.position = magnum.Vector3(0.0, c.sensor_height_m, 0.0)
             spec.hfov = c.hfov_deg
             specs.append(spec)
         agent_cfg = habitat_sim.agent.AgentConfiguration()
