@@ -48,7 +48,7 @@ import numpy as np
 
 from memory_sim.bridges.conversions import label_from_identifier
 from memory_sim.mesh_cache import MeshCache, MeshConversionError
-from memory_sim.scene import ObjectSpec, PartSpec, Pose, SceneSpec
+from memory_sim.scene import ObjectSpec, PartSpec, Pose, RoomSpec, SceneSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -501,6 +501,7 @@ def import_world(
     cache: MeshCache | str | Path | None = None,
     name: str | None = None,
     stats: WorldImportStats | None = None,
+    rooms: Sequence[RoomSpec] = (),
 ) -> SceneSpec:
     """Import a Gazebo SDF world into a SceneSpec (one ObjectSpec per top-level instance).
 
@@ -511,10 +512,11 @@ def import_world(
         cache: a MeshCache, or its directory; None = the default cache directory.
         name: scene name; default: the world file's stem.
         stats: filled with the import's figures when given.
+        rooms: room rectangles to attach (SDF has no room annotations); each non-structure
+            object gets the room containing its base position, "" when none does.
 
     Returns:
-        The scene; object poses in the world (map) frame, parts in the object's frame, rooms
-        empty (SDF has no room annotations).
+        The scene; object poses in the world (map) frame, parts in the object's frame.
 
     Raises:
         WorldImportError: malformed XML, unknown model URI, missing model or mesh file,
@@ -593,8 +595,14 @@ def import_world(
             )
         )
     spec = SceneSpec(
-        name=name or path.stem, objects=objects, source=f"gazebo world {path.resolve()}"
+        name=name or path.stem,
+        rooms=list(rooms),
+        objects=objects,
+        source=f"gazebo world {path.resolve()}",
     )
+    for obj in spec.objects:
+        if not obj.structure:
+            obj.room = spec.room_at(obj.pose.position[0], obj.pose.position[1])
     importer.stats.seconds = time.perf_counter() - t0
     if stats is not None:
         stats.__dict__.update(importer.stats.__dict__)

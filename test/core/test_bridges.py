@@ -423,3 +423,28 @@ def test_ai2thor_live() -> None:
         assert obs.frame.rgb.shape == (120, 160, 3)
         assert obs.frame.instance is not None
         assert obs.objects
+
+
+def test_bridge_frames_are_accepted_and_backprojected_by_the_core() -> None:
+    from memory_node.core.geometry import DepthConfig, backproject, validate_frame
+
+    config = DepthConfig(pixel_stride=1)
+    seg = np.zeros((30, 40, 3), np.uint8)
+    event = _fake_event([_thor_object("Fridge|1", "Fridge", openable=True)], seg)
+    event.metadata["agent"]["cameraHorizon"] = 30.0
+    thor = ai2thor_bridge.ai2thor_observation(event, {}, stamp=0.0).frame
+    observations = {
+        "rgb": np.zeros((30, 40, 4), np.uint8),
+        "depth": np.full((30, 40), 1.25, np.float32),
+    }
+    s = math.sqrt(0.5)
+    habitat = habitat_bridge.habitat_frame(
+        observations, [1.0, 1.5, 2.0], [s, 0, s, 0], intrinsics_from_hfov(40, 30, 70.0), {}, 0.0
+    )
+    for frame in (thor, habitat):
+        validate_frame(frame, config)
+        points, _ = backproject(frame.depth, frame.K, frame.map_T_camera, config)
+        # A uniform depth image is a plane 1.25 m in front of the camera, along its optical axis.
+        along_axis = (points.points_map - frame.map_T_camera[:3, 3]) @ frame.map_T_camera[:3, 2]
+        assert len(along_axis) == 30 * 40
+        np.testing.assert_allclose(along_axis, 1.25, atol=1e-5)

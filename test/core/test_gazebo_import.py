@@ -253,6 +253,23 @@ def test_saved_state_pose_overrides_the_model_pose(tmp_path: Path, models: Path)
     np.testing.assert_allclose(ball.pose.position, [4, 5, 0.25], atol=1e-9)
 
 
+def test_rooms_are_attached_and_assigned(tmp_path: Path, models: Path) -> None:
+    from memory_sim.scene import RoomSpec
+
+    world = _world(
+        tmp_path,
+        """
+        <include><uri>model://ball</uri><name>in_kitchen</name><pose>1 1 0 0 0 0</pose></include>
+        <include><uri>model://ball</uri><name>outside</name><pose>9 9 0 0 0 0</pose></include>
+        """,
+    )
+    kitchen = RoomSpec("kitchen", "kitchen", (0.0, 0.0), (2.0, 2.0))
+    spec = import_world(world, model_paths=[models], cache=tmp_path / "cache", rooms=[kitchen])
+    assert spec.rooms == [kitchen]
+    assert [o.room for o in spec.objects] == ["kitchen", ""]
+    spec.validate()
+
+
 def test_dae_unit_scale_is_applied_and_cached(
     tmp_path: Path, models: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
