@@ -116,8 +116,10 @@ def main() -> None:
     for name, step in variants.items():
         results[name] = latency_stats(time_steps(step, inputs, warmup))
 
-    print(f"policy bank step, L={args.capacity}, {args.tokens} tokens x {args.dim} dims, "
-          f"{args.threads} thread(s), {args.steps} steps")  # fmt: skip
+    print(
+        f"policy bank step, L={args.capacity}, {args.tokens} tokens x {args.dim} dims, "
+        f"{args.threads} thread(s), {args.steps} steps"
+    )
     print(f"{'variant':<12} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9}")
     for name, r in results.items():
         print(f"{name:<12} {r['p50_ms']:9.2f} {r['p95_ms']:9.2f} {r['mean_ms']:9.2f}")
