@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import json
 import logging
 import math
 from collections import OrderedDict, deque
@@ -489,6 +490,44 @@ def zipf_trace(
             oid = int(event_ids[i])
             recent.append(oid)
             trace.append(TraceOp("event", f"obj_{oid:06d}", t))
+    return trace
+
+
+def save_trace(path: str, trace: Sequence[TraceOp]) -> None:
+    """Write a trace as JSON lines ``{"op", "object_id", "stamp", "kind"}``."""
+    with open(path, "w", encoding="utf-8") as f:
+        for step in trace:
+            row = {"op": step.op, "object_id": step.object_id, "stamp": step.stamp}
+            row["kind"] = int(step.kind)
+            f.write(json.dumps(row) + "\n")
+
+
+def load_trace(path: str) -> list[TraceOp]:
+    """Read a trace written by :func:`save_trace` (e.g. recorded from simulator episodes).
+
+    Raises:
+        InvalidInput: a line is not a valid trace operation (the message gives its number).
+    """
+    trace = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                op = str(row["op"])
+                if op not in ("event", "query"):
+                    raise ValueError(f"op {op!r}")
+                trace.append(
+                    TraceOp(
+                        op,
+                        str(row["object_id"]),
+                        float(row["stamp"]),
+                        ChangeKind(int(row.get("kind", ChangeKind.MOVED))),
+                    )
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InvalidInput(f"{path}:{number}: not a trace operation ({exc})") from exc
     return trace
 
 

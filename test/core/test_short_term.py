@@ -15,7 +15,9 @@ from memory_node.core.short_term import (
     ShortTermMemory,
     TraceOp,
     compare_policies,
+    load_trace,
     replay_trace,
+    save_trace,
     zipf_trace,
 )
 from memory_node.core.types import ChangeEvent, ChangeKind, InvalidInput
@@ -211,3 +213,15 @@ def test_zipf_trace_is_deterministic_and_policies_differ() -> None:
     assert set(results) == set(POLICIES)
     assert all(0.0 < rate < 1.0 for rate in results.values())
     assert results["arc"] > results["fifo"]
+
+
+def test_trace_file_round_trip(tmp_path) -> None:
+    trace = zipf_trace(n_objects=20, n_ops=100, scan_every=50, scan_length=5, seed=1)
+    path = str(tmp_path / "trace.jsonl")
+    save_trace(path, trace)
+    assert load_trace(path) == trace
+    (tmp_path / "bad.jsonl").write_text(
+        '{"op": "event", "object_id": "a", "stamp": 0}\n{"op": 1}\n'
+    )
+    with pytest.raises(InvalidInput, match=r"bad\.jsonl:2"):
+        load_trace(str(tmp_path / "bad.jsonl"))
