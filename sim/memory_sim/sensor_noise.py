@@ -164,7 +164,7 @@ def noisy_instances(
     Returns:
         (H, W) int32 instance image and id -> (label, score) for the ids still present.
     """
-    out = erode_instances(instance, config.mask_erode_px)
+    out = erode_instances(instance, config.mask_erode_px).copy()  # never alias the input
     ids, counts = np.unique(out, return_counts=True)
     result: dict[int, tuple[str, float]] = {}
     removed: list[int] = []
