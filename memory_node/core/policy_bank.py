@@ -18,10 +18,10 @@ similar adjacent pair (cosine similarity of the flattened entries) is replaced b
 features and timesteps alike (``consolidation="merge"``), or the oldest entry is dropped
 (``consolidation="fifo"``). The two streams consolidate independently.
 
-Per layer, the key/value projections of stored entries are cached with the entries (projection
-is linear, so averaging cached projections on a merge is exact); each step only projects the new
-entry. The timestep part of the keys, ``W_k TE(t)``, is recomputed from the (possibly averaged)
-timesteps at retrieval.
+Per layer, the key/value projections of stored entries (keys including the timestep term
+``W_k TE(t)``) are cached with the entries, so each step only projects the new entry. Projection
+is linear, so averaging cached projections on a merge is exact, up to the timestep term, which
+is corrected for the merged entry.
 
 :class:`PerceptualCognitiveMemory` is the batched ``torch.nn.Module`` (B episodes in lock-step,
 differentiable, for training). :class:`PolicyMemory` wraps it for one episode at a time with
@@ -146,8 +146,8 @@ class StreamBank:
     Attributes:
         entries: (B, n, N, D) stored tokens; N = 1 for the cognitive stream.
         timesteps: (B, n) float32 timestep of each entry (averaged by merges).
-        keys: per retrieval layer, (B, n, N, D) cached key projections (without the timestep
-            term); empty when projections are not cached.
+        keys: per retrieval layer, (B, n, N, D) cached keys ``W_k (m + TE(t)) + b``; empty when
+            projections are not cached.
         values: per retrieval layer, (B, n, N, D) cached value projections; empty likewise.
     """
 
@@ -292,9 +292,25 @@ class MemoryStream(nn.Module):
         """The retrieval layers, typed."""
         return [cast(CrossAttentionLayer, layer) for layer in self.layers]
 
-    def project(self, entries: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Per-layer key and value projections of entries (B, n, N, D), timestep term excluded."""
-        keys = [layer.key(entries) for layer in self.retrieval_layers]
+    def time_term(self, layer: CrossAttentionLayer, timesteps: Tensor) -> Tensor:
+        """Key contribution ``W_k TE(t)`` of timesteps (...) for one layer; returns (..., D)."""
+        encoding = timestep_encoding(timesteps, self.dim, self.timestep_base)
+        return functional.linear(encoding, layer.key.weight)
+
+    def project(self, entries: Tensor, timesteps: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Per-layer keys ``W_k (m + TE(t)) + b`` and values ``W_v m + b``.
+
+        Args:
+            entries: (B, n, N, D) stored tokens m.
+            timesteps: (B, n) their timesteps t.
+
+        Returns:
+            Per layer, (B, n, N, D) keys and (B, n, N, D) values.
+        """
+        keys = [
+            layer.key(entries) + self.time_term(layer, timesteps).unsqueeze(2)
+            for layer in self.retrieval_layers
+        ]
         values = [layer.value(entries) for layer in self.retrieval_layers]
         return keys, values
 
@@ -303,12 +319,10 @@ class MemoryStream(nn.Module):
         if bank.keys:
             keys, values = bank.keys, bank.values
         else:
-            keys, values = self.project(bank.entries)
-        encoding = timestep_encoding(bank.timesteps, self.dim, self.timestep_base)  # (B, n, D)
+            keys, values = self.project(bank.entries, bank.timesteps)
         h = x
         for layer, k, v in zip(self.retrieval_layers, keys, values, strict=True):
-            time_term = functional.linear(encoding, layer.key.weight).unsqueeze(2)  # (B, n, 1, D)
-            h = layer(h, (k + time_term).flatten(1, 2), v.flatten(1, 2))
+            h = layer(h, k.flatten(1, 2), v.flatten(1, 2))
         return h
 
     def fuse(self, x: Tensor, memory: Tensor) -> Tensor:
@@ -386,7 +400,7 @@ class PerceptualCognitiveMemory(nn.Module):
         """Append tokens (B, N, D) at timesteps t (B, 1) to a bank, consolidating at capacity."""
         entry = tokens.unsqueeze(1)  # (B, 1, N, D)
         if self.cache_projections:
-            keys, values = stream.project(entry)
+            keys, values = stream.project(entry, t)
         else:
             keys, values = [], []
         new = StreamBank(entry, t, keys, values)
@@ -399,17 +413,30 @@ class PerceptualCognitiveMemory(nn.Module):
             )
         pairs = zip(bank.tensors(), new.tensors(), strict=True)
         grown = bank.replaced([torch.cat([old, add], dim=1) for old, add in pairs])
-        return self.consolidate(grown)
+        return self.consolidate(stream, grown)
 
-    def consolidate(self, bank: StreamBank) -> StreamBank:
-        """Shrink a bank to at most ``capacity`` entries with the configured policy."""
+    def consolidate(self, stream: MemoryStream, bank: StreamBank) -> StreamBank:
+        """Shrink a stream's bank to at most ``capacity`` entries with the configured policy.
+
+        Cached keys hold ``W_k TE(t)``, which is not linear in t: after averaging them, the
+        merged entry's keys are corrected to the encoding of the averaged timestep.
+        """
         while bank.size > self.config.capacity:
             if self.config.consolidation == "fifo":
                 excess = bank.size - self.config.capacity
                 bank = bank.replaced([t[:, excess:] for t in bank.tensors()])
-            else:
-                merged, _ = merge_most_similar_adjacent(bank.entries, bank.tensors())
-                bank = bank.replaced(merged)
+                continue
+            merged, pair = merge_most_similar_adjacent(bank.entries, bank.tensors())
+            new = bank.replaced(merged)
+            if new.keys:
+                rows = torch.arange(pair.shape[0], device=pair.device)
+                old_t = torch.stack([bank.timesteps[rows, pair], bank.timesteps[rows, pair + 1]])
+                for layer, keys in zip(stream.retrieval_layers, new.keys, strict=True):
+                    correction = stream.time_term(layer, new.timesteps[rows, pair]) - (
+                        stream.time_term(layer, old_t).mean(dim=0)
+                    )  # (B, D)
+                    keys[rows, pair] += correction.unsqueeze(1)
+            bank = new
         return bank
 
 
