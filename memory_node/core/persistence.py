@@ -127,6 +127,9 @@ def _object_rows(objects: Sequence[SceneObject]) -> Iterator[tuple[Any, ...]]:
         if points.size and (points.ndim != 2 or points.shape[1] != 3):
             raise InvalidInput(f"cannot save: object {obj.id} points have shape {points.shape}")
         feature = None if obj.feature is None else _blob(np.reshape(obj.feature, -1), _F32)
+        for name in ("label_confidence", "first_seen", "last_seen", "miss_count"):
+            if math.isnan(getattr(obj, name)):
+                raise InvalidInput(f"cannot save: object {obj.id} has {name} = NaN")
         yield (
             i,
             obj.id,
@@ -189,7 +192,10 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
     for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
         _LOG.info("removing %s left by an interrupted save", stale)
         _remove_quietly(stale)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise InvalidInput(f"cannot save to {path}: {exc}") from exc
     os.close(fd)
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
@@ -259,6 +265,12 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(directory)
+    except sqlite3.IntegrityError as exc:
+        _remove_quietly(tmp)
+        raise InvalidInput(f"cannot save: inconsistent snapshot ({exc})") from exc
+    except (sqlite3.Error, OSError) as exc:
+        _remove_quietly(tmp)
+        raise InvalidInput(f"cannot save to {path}: {exc}") from exc
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -413,7 +425,9 @@ def load_memory(path: str) -> MemorySnapshot:
         snapshot = _read(conn)
     except sqlite3.Error as exc:
         raise InvalidInput(f"cannot load: {path} is corrupt or truncated ({exc})") from exc
-    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+    except InvalidInput:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidInput(f"cannot load: {path} holds malformed values ({exc})") from exc
     finally:
         conn.close()

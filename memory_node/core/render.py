@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from memory_node.core.retrieval import RetrievalConfig, Retriever, lexical_match
-from memory_node.core.types import QueryRequest, Relation, SceneObject, Zone
+from memory_node.core.types import Relation, SceneObject, Zone
 
 _LOG = logging.getLogger(__name__)
 
@@ -124,11 +124,13 @@ def _ranking(
     zones: Sequence[Zone],
     focus: str,
     encode_text: EncodeText | None,
+    retriever: Retriever | None,
 ) -> list[SceneObject]:
     if not focus.strip():
         return sorted(objects, key=lambda o: (not o.present, -o.last_seen, -o.observations, o.id))
-    retriever = Retriever(RetrievalConfig(max_k=max(len(objects), 1)), encode_text)
-    scored = retriever.query({o.id: o for o in objects}, QueryRequest(text=focus, k=len(objects)))
+    if retriever is None:
+        retriever = Retriever(RetrievalConfig(), encode_text)
+    scored = retriever.rank({o.id: o for o in objects}, focus)
     named_zones = {z.id for z in zones if z.label and lexical_match(focus, z.label) >= 0.8}
     # lexical_match is 0.8 when the zone label appears as whole words in the focus
     ranked = sorted(
@@ -151,6 +153,7 @@ def render_graph(
     max_tokens: int,
     encode_text: EncodeText | None,
     now: float | None = None,
+    retriever: Retriever | None = None,
 ) -> tuple[list[SceneObject], list[Relation], list[Zone], str, int]:
     """Select the subgraph relevant to ``focus`` and render it within ``max_tokens``.
 
@@ -163,6 +166,8 @@ def render_graph(
         max_tokens: token budget of the text, 0 = unlimited.
         encode_text: text encoder for the focus ranking; None = label match only.
         now: seconds; ages are written relative to it (default: the latest ``last_seen``).
+        retriever: the memory's retriever, to reuse its index and embedding caches for the
+            focus ranking (default: a temporary one built on ``encode_text``).
 
     Returns:
         (objects, relations, zones, text, token_count): the objects written in the text, most
@@ -188,7 +193,7 @@ def render_graph(
     # order: each ranked object followed by its relation neighbours
     order: list[SceneObject] = []
     seen: set[str] = set()
-    for obj in _ranking(objs, zones, focus, encode_text):
+    for obj in _ranking(objs, zones, focus, encode_text, retriever):
         for oid in [obj.id, *neighbours.get(obj.id, [])]:
             if oid not in seen:
                 seen.add(oid)

@@ -269,7 +269,7 @@ class Retriever:
     def _validate(req: QueryRequest, max_k: int) -> np.ndarray | None:
         if not isinstance(req.text, str):
             raise InvalidInput("query text must be a string")
-        if not isinstance(req.k, int) or req.k < 0:
+        if not isinstance(req.k, (int, np.integer)) or isinstance(req.k, bool) or req.k < 0:
             raise InvalidInput(f"k must be a non-negative integer, got {req.k!r}")
         if req.k > max_k:
             raise InvalidInput(f"k={req.k} is above the limit {max_k}")
@@ -334,7 +334,7 @@ class Retriever:
         """
         cfg = self.config
         near = self._validate(req, cfg.max_k)
-        k = req.k or cfg.default_k
+        k = int(req.k) or cfg.default_k
         if not objects:
             return []
         index = self._ensure_index(objects)
@@ -378,4 +378,23 @@ class Retriever:
                 candidates, recency = candidates[top], recency[top]
             order = np.argsort(-recency, kind="stable")
         chosen = candidates[order]
-        return [ScoredObject(obj=index.objs[i], score=float(scores[i])) for i in chosen]
+        # objects come from the caller's mapping, never from the (possibly older) index
+        return [
+            ScoredObject(obj=objects[index.objs[i].id], score=float(scores[i])) for i in chosen
+        ]
+
+    def rank(self, objects: Mapping[str, SceneObject], text: str) -> list[ScoredObject]:
+        """Every object scored for ``text`` (as a text query with no filter), best first.
+
+        Unlike :meth:`query` there is no k limit; used to select a subgraph for rendering.
+        """
+        if not objects:
+            return []
+        index = self._ensure_index(objects)
+        if not text.strip():
+            scores = np.zeros(len(index.objs))
+        else:
+            scores = self.text_scores(index, text.strip())
+            scores = scores - self.config.absent_penalty * (~index.present)
+        order = np.lexsort((-index.last_seen, -scores))
+        return [ScoredObject(obj=objects[index.objs[i].id], score=float(scores[i])) for i in order]

@@ -297,3 +297,19 @@ def test_sigkill_mid_save_leaves_previous_file_loadable(tmp_path: Path) -> None:
     save_memory(path, second)
     assert_same(second, load_memory(path))
     assert sorted(os.listdir(tmp_path)) == ["memory.db"]
+
+
+def test_save_refuses_inconsistent_snapshots(tmp_path: Path) -> None:
+    path = str(tmp_path / "memory.db")
+    first = make_snapshot(4)
+    save_memory(path, first)
+    dup = make_snapshot(4)
+    dup.objects.append(dup.objects[0])
+    with pytest.raises(InvalidInput, match="inconsistent"):
+        save_memory(path, dup)
+    nan = make_snapshot(4)
+    nan.objects[2].last_seen = float("nan")
+    with pytest.raises(InvalidInput, match="NaN"):
+        save_memory(path, nan)
+    assert_same(first, load_memory(path))
+    assert sorted(os.listdir(tmp_path)) == ["memory.db"]

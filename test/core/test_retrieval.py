@@ -186,3 +186,18 @@ def test_index_is_reused_and_invalidated() -> None:
     assert retriever.rebuilds == 2
     del objects["o4"]
     assert "o4" not in ids(retriever.query(objects, QueryRequest(near=near)))
+
+
+def test_numpy_k_and_results_come_from_the_callers_mapping() -> None:
+    retriever = Retriever(RetrievalConfig(), None)
+    objects = scene()
+    assert len(retriever.query(objects, QueryRequest(text="mug", k=np.uint32(2)))) == 2
+    replacement = obj("o2", "mug", 1.0, last_seen=1.0, zone_id="zone_001", state="full")
+    objects["o2"] = replacement  # same id, new instance, no invalidate()
+    assert retriever.query(objects, QueryRequest(text="mug"))[0].obj is replacement
+
+
+def test_rank_scores_every_object() -> None:
+    retriever = Retriever(RetrievalConfig(max_k=1), fake_encode)
+    ranked = retriever.rank(scene(), "chair")
+    assert ranked[0].obj.id == "o3" and len(ranked) == 3
