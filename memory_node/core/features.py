@@ -106,7 +106,11 @@ class LabelTextEncoder:
     def __init__(self, config: FeatureConfig) -> None:
         _set_threads(config)
         self._model = _load_minilm()
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 384)
+        dim_of = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(dim_of() or 384)
         self._label_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from memory_node.core.config import param
-from memory_node.core.geometry import FramePoints, voxelize
+from memory_node.core.geometry import FramePoints, voxel_keys, voxelize
 from memory_node.core.types import Frame
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,15 @@ class SegmentationConfig:
         max_value=1.0,
     )
     dbscan_eps_m: float = param(0.05, "DBSCAN neighbourhood radius, metres", min_value=0.001)
+    merge_distance_m: float = param(
+        0.03,
+        "geometric segments closer than this (per axis) are joined (an object split by its own "
+        "occluding edge, e.g. a chair's seat and back); 0 disables",
+        min_value=0.0,
+    )
+    geometric_min_points: int = param(
+        40, "geometric segments with fewer (strided) points are dropped as clutter", min_value=1
+    )
     max_object_extent_m: float = param(
         3.0,
         "geometric segments larger than this in any axis are structure, not objects, metres",
@@ -94,6 +103,8 @@ class Detection:
         bbox_px: (col0, row0, col1, row1) full-resolution pixel box, end-exclusive.
         num_pixels: number of valid strided pixels.
         feature: optional (D,) float32 unit-norm feature, filled by the encoder.
+        point_index: optional (N,) int64 rows of the frame's :class:`FramePoints` that make up
+            the detection (for drawing; not kept in memory).
     """
 
     points: np.ndarray
@@ -106,6 +117,7 @@ class Detection:
     bbox_px: tuple[int, int, int, int]
     num_pixels: int
     feature: np.ndarray | None = None
+    point_index: np.ndarray | None = None
 
     @classmethod
     def from_points(
@@ -185,6 +197,7 @@ def segment_given(
                 num_pixels=int(b - a),
             )
         )
+        detections[-1].point_index = sel
     return detections, ignored
 
 
@@ -278,13 +291,15 @@ def segment_geometric(
     detections: list[Detection] = []
     if labels_keep.size == 0 or labels_keep.max() < 0:
         return detections
+    if config.merge_distance_m > 0:
+        labels_keep = _join_touching(fp.points_map[keep], labels_keep, config.merge_distance_m)
     order = np.argsort(labels_keep, kind="stable")
     sl = labels_keep[order]
     starts = np.flatnonzero(np.r_[True, sl[1:] != sl[:-1]])
     ends = np.r_[starts[1:], sl.size]
     index = 0
     for a, b in zip(starts, ends, strict=True):
-        if sl[a] < 0 or b - a < config.min_points:
+        if sl[a] < 0 or b - a < max(config.min_points, config.geometric_min_points):
             continue
         sel = keep[order[a:b]]
         pts = fp.points_map[sel]
@@ -304,8 +319,52 @@ def segment_geometric(
                 num_pixels=int(b - a),
             )
         )
+        detections[-1].point_index = sel
     del h, w
     return detections
+
+
+def _join_touching(points: np.ndarray, labels: np.ndarray, distance: float) -> np.ndarray:
+    """Relabel so that segments with points closer than ``distance`` per axis share a label.
+
+    Two points within ``distance`` of each other along every axis fall in a common cell of size
+    ``2 * distance`` in at least one of the 8 grids shifted by ``distance`` along each axis.
+
+    Args:
+        points: (N, 3) float32 points, metres.
+        labels: (N,) int64 segment labels, -1 = none.
+        distance: metres.
+
+    Returns:
+        (N,) int64 labels, -1 kept.
+    """
+    ok = labels >= 0
+    if not ok.any():
+        return labels
+    pts = points[ok].astype(np.float64)
+    lab = labels[ok]
+    n_lab = int(labels.max()) + 1
+    parent = np.arange(n_lab)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    for shift in np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).T.reshape(-1, 3):
+        keys = voxel_keys(pts + shift * distance, 2 * distance)
+        _, cell = np.unique(keys, return_inverse=True)
+        pairs = np.unique(cell.astype(np.int64) * n_lab + lab)
+        cells, labs = pairs // n_lab, pairs % n_lab
+        for i in np.flatnonzero(cells[1:] == cells[:-1]):
+            a, b = find(int(labs[i])), find(int(labs[i + 1]))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = np.array([find(i) for i in range(n_lab)])
+    out = labels.copy()
+    out[ok] = roots[lab]
+    return out
 
 
 def _image_components(

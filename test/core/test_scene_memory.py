@@ -352,4 +352,3 @@ def test_relations_zones_and_render_are_served() -> None:
     assert g.token_count > 0 and "mug" in g.text
     with pytest.raises(InvalidInput):
         mem.render(focus="", max_objects=-1, max_tokens=0)
-

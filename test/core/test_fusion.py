@@ -1,0 +1,144 @@
+"""Known-answer tests of voxel fusion, association scores, assignment and the spatial index."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memory_node.core.association import (
+    INFEASIBLE,
+    AssociationConfig,
+    assign,
+    detection_geometry,
+    pair_score,
+)
+from memory_node.core.fusion import (
+    MappingConfig,
+    fuse,
+    merge_models,
+    new_model,
+    refresh_geometry,
+    remove_outliers,
+    replace_geometry,
+)
+from memory_node.core.segmentation import Detection
+from memory_node.core.spatial_index import GridIndex, PatchLayer
+
+VS = 0.025
+
+
+def cube(center: tuple[float, float, float], side: float = 0.2, label: str = "box") -> Detection:
+    g = np.arange(-side / 2, side / 2 + 1e-9, VS / 2)
+    xx, yy, zz = np.meshgrid(g, g, g)
+    pts = np.stack([xx.ravel(), yy.ravel(), zz.ravel()], axis=1) + np.asarray(center)
+    pts = pts.astype(np.float32)
+    return Detection.from_points(pts, VS, label, 1.0, "", 1, (0, 0, 1, 1), pts.shape[0])
+
+
+def test_fusing_the_same_detection_twice_keeps_voxels_and_counts_hits() -> None:
+    cfg = MappingConfig()
+    d = cube((1.0, 0.0, 0.5))
+    m = new_model(0, d, 1.0, cfg)
+    n = m.keys.size
+    fuse(m, cube((1.0, 0.0, 0.5)), 2.0, cfg)
+    assert m.keys.size == n
+    assert np.all(m.hits == 2.0)
+    assert m.obj.observations == 2 and m.obj.last_seen == 2.0 and m.obj.first_seen == 1.0
+    # The box spans the voxel means: within a quarter voxel of the true faces here.
+    np.testing.assert_allclose(m.obj.center, [1.0, 0.0, 0.5], atol=0.01)
+    np.testing.assert_allclose(m.obj.size, [0.2, 0.2, 0.2], atol=0.015)
+    assert m.obj.label == "box" and m.obj.label_confidence == 1.0
+
+
+def test_label_votes_pick_the_majority() -> None:
+    cfg = MappingConfig()
+    m = new_model(0, cube((0, 0, 0), label="cup"), 1.0, cfg)
+    fuse(m, cube((0, 0, 0), label="mug"), 2.0, cfg)
+    fuse(m, cube((0, 0, 0), label="mug"), 3.0, cfg)
+    assert m.obj.label == "mug"
+    assert abs(m.obj.label_confidence - 2 / 3) < 1e-6
+
+
+def test_voxel_cap_bounds_an_object() -> None:
+    cfg = MappingConfig(max_voxels_per_object=50)
+    m = new_model(0, cube((0, 0, 0), side=0.5), 1.0, cfg)
+    assert m.keys.size == 50 and m.means.shape == (50, 3) and m.hits.size == 50
+    assert np.all(np.diff(m.keys) > 0)
+
+
+def test_replace_geometry_leaves_nothing_at_the_old_place() -> None:
+    cfg = MappingConfig()
+    m = new_model(0, cube((0, 0, 0)), 1.0, cfg)
+    replace_geometry(m, cube((2.0, 0, 0)), 2.0, cfg)
+    assert m.obj.points[:, 0].min() > 1.8
+    np.testing.assert_allclose([h[1][0] for h in m.obj.history], [0.0, 2.0], atol=0.01)
+
+
+def test_isolated_voxels_are_removed_as_outliers() -> None:
+    cfg = MappingConfig()
+    d = cube((0, 0, 0))
+    stray = np.vstack([d.points, [[1.0, 1.0, 1.0]]]).astype(np.float32)
+    m = new_model(0, Detection.from_points(stray, VS, "box", 1, "", 1, (0, 0, 1, 1), 1), 1.0, cfg)
+    assert m.obj.size[0] > 0.9
+    assert remove_outliers(m) == 1
+    refresh_geometry(m, cfg, 1.0, record_history=False)
+    assert m.obj.size[0] < 0.3
+
+
+def test_merge_models_unions_voxels_and_votes() -> None:
+    cfg = MappingConfig()
+    a = new_model(0, cube((0, 0, 0)), 1.0, cfg)
+    b = new_model(1, cube((0.1, 0, 0)), 2.0, cfg)
+    merge_models(a, b, cfg)
+    np.testing.assert_allclose(a.obj.box_min, [-0.1, -0.1, -0.1], atol=0.01)
+    np.testing.assert_allclose(a.obj.box_max, [0.2, 0.1, 0.1], atol=0.01)
+    assert a.obj.observations == 2 and a.obj.label_votes["box"] == 2.0
+    assert a.obj.first_seen == 1.0 and a.obj.last_seen == 2.0
+
+
+def test_pair_score_needs_overlap_and_compatible_labels() -> None:
+    cfg = MappingConfig()
+    acfg = AssociationConfig()
+    m = new_model(0, cube((0, 0, 0), label="mug"), 1.0, cfg)
+    same = cube((0.01, 0, 0), label="mug")
+    far = cube((1.0, 0, 0), label="mug")
+    other = cube((0, 0, 0), label="table")
+    s_same = pair_score(same, detection_geometry(same, VS, acfg), m, VS, acfg)
+    assert s_same > 1.0  # geometry ~1 + label 0.5
+    assert pair_score(far, detection_geometry(far, VS, acfg), m, VS, acfg) == INFEASIBLE
+    assert pair_score(other, detection_geometry(other, VS, acfg), m, VS, acfg) == INFEASIBLE
+
+
+def test_assign_maximises_total_score_over_feasible_pairs() -> None:
+    scores = np.array([[2.0, 1.9], [1.8, INFEASIBLE], [INFEASIBLE, INFEASIBLE]])
+    # Greedy would give (0,0) and leave row 1 unmatched; the optimum is (0,1) + (1,0).
+    assert sorted(assign(scores)) == [(0, 1), (1, 0)]
+    assert assign(np.full((2, 2), INFEASIBLE)) == []
+    assert assign(np.zeros((0, 3))) == []
+
+
+def test_grid_index_returns_only_nearby_objects() -> None:
+    idx = GridIndex(0.5)
+    idx.update("a", np.array([0.0, 0, 0]), np.array([0.4, 0.4, 0.4]))
+    idx.update("b", np.array([5.0, 5, 0]), np.array([5.4, 5.4, 0.4]))
+    idx.update("huge", np.array([-100.0, -100, -1]), np.array([100.0, 100, 3]))
+    assert idx.query(np.array([0.1, 0.1, 0.1]), np.array([0.2, 0.2, 0.2])) == {"a", "huge"}
+    assert idx.query(np.array([5.1, 5.1, 0.1]), np.array([5.2, 5.2, 0.2])) == {"b", "huge"}
+    idx.update("a", np.array([5.0, 5, 0]), np.array([5.1, 5.1, 0.1]))  # moved
+    assert idx.query(np.array([0.1, 0.1, 0.1]), np.array([0.2, 0.2, 0.2])) == {"huge"}
+    idx.remove("b")
+    assert "b" not in idx.query(np.array([5.1, 5.1, 0.1]), np.array([5.2, 5.2, 0.2]))
+
+
+def test_patch_layer_records_objects_and_features() -> None:
+    layer = PatchLayer(0.25)
+    pts = np.array([[0.1, 0.1, 0.1], [0.6, 0.1, 0.1]], np.float32)
+    f = np.array([1.0, 0.0], np.float32)
+    layer.observe("obj_a", pts, 1.0, f)
+    layer.observe("obj_a", pts[:1], 2.0, np.array([0.0, 1.0], np.float32))
+    assert len(layer) == 2
+    p = layer.patches[next(iter(layer.patches))]
+    assert p.object_id == "obj_a"
+    layer.rename_object("obj_a", "obj_b")
+    assert all(p.object_id == "obj_b" for p in layer.patches.values())
+    layer.forget_object("obj_b")
+    assert len(layer) == 0
