@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
+import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -140,6 +142,42 @@ def _label_keywords(descriptions: list[str], rooms: list[tuple[str, str]]) -> li
     return labels
 
 
+_EMBED_CACHE: weakref.WeakKeyDictionary[Any, OrderedDict[str, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+_EMBED_CACHE_SIZE = 1024
+
+
+def _encode_cached(encode_text: EncodeText, texts: list[str]) -> np.ndarray:
+    """(len(texts), D) unit embeddings; cached per encoder (its bound object or function).
+
+    Zone recomputations mostly see the same prototypes and descriptions, so the text model
+    runs only for new texts.
+    """
+    owner = getattr(encode_text, "__self__", encode_text)
+    try:
+        cache = _EMBED_CACHE.setdefault(owner, OrderedDict())
+    except TypeError:  # not weak-referenceable: no caching
+        cache = OrderedDict()
+    # a bound method's owner may carry several encoders: key by the function too
+    func = getattr(encode_text, "__func__", None)
+    prefix = f"{id(func)}:" if func is not None else ""
+    missing = [t for t in dict.fromkeys(texts) if prefix + t not in cache]
+    if missing:
+        vecs = np.asarray(encode_text(missing), dtype=np.float64)
+        if vecs.ndim != 2 or vecs.shape[0] != len(missing):
+            raise ValueError(f"encode_text returned shape {vecs.shape} for {len(missing)} texts")
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        for t, v in zip(missing, vecs, strict=True):
+            cache[prefix + t] = v
+    out = np.stack([cache[prefix + t] for t in texts]) if texts else np.zeros((0, 0))
+    for t in texts:
+        cache.move_to_end(prefix + t)
+    while len(cache) > _EMBED_CACHE_SIZE:
+        cache.popitem(last=False)
+    return out
+
+
 def _label_embedding(
     descriptions: list[str],
     rooms: list[tuple[str, str]],
@@ -147,10 +185,7 @@ def _label_embedding(
     min_similarity: float,
 ) -> list[str]:
     texts = [_prototype(n, c) for n, c in rooms] + [d for d in descriptions if d]
-    vecs = np.asarray(encode_text(texts), dtype=np.float64)
-    if vecs.ndim != 2 or vecs.shape[0] != len(texts):
-        raise ValueError(f"encode_text returned shape {vecs.shape} for {len(texts)} texts")
-    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    vecs = _encode_cached(encode_text, texts)
     protos, zone_vecs = vecs[: len(rooms)], vecs[len(rooms) :]
     labels, k = [], 0
     for d in descriptions:

@@ -106,3 +106,22 @@ def test_absent_objects_keep_a_zone_and_small_groups_are_dropped() -> None:
 
 def test_empty_input() -> None:
     assert compute_zones([], ZoneConfig(), None) == []
+
+
+class CountingEncoder:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return np.stack([np.random.default_rng(len(t)).normal(size=8) for t in texts])
+
+
+def test_embeddings_are_cached_per_encoder() -> None:
+    counter = CountingEncoder()
+    first = compute_zones(house(), ZoneConfig(), counter.encode)
+    n_rooms = 9
+    assert len(counter.texts) == n_rooms + 3
+    second = compute_zones(house(), ZoneConfig(), counter.encode, previous=first)
+    assert len(counter.texts) == n_rooms + 3  # nothing new to encode
+    assert [z.label for z in second] == [z.label for z in first]
