@@ -209,4 +209,4 @@ class GroundTruthLog:
 def _list(values: Any) -> list[Any]:
     """Return a nested list of Python floats (rounded to 1e-6) from an array-like."""
     arr = np.asarray(values, dtype=np.float64)
-    return np.round(arr, 6).tolist()  # type: ignore[no-any-return]
+    return np.round(arr, 6).tolist()

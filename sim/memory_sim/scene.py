@@ -444,7 +444,7 @@ def scene_from_dict(data: dict[str, Any]) -> SceneSpec:
     try:
 
         def pose(d: dict[str, Any]) -> Pose:
-            return Pose(tuple(d["position"]), tuple(d["orientation_xyzw"]))  # type: ignore[arg-type]
+            return Pose(tuple(d["position"]), tuple(d["orientation_xyzw"]))
 
         def part(d: dict[str, Any]) -> PartSpec:
             d = dict(d)
@@ -463,16 +463,16 @@ def scene_from_dict(data: dict[str, Any]) -> SceneSpec:
             d["rgba"] = None if d.get("rgba") is None else tuple(d["rgba"])
             objects.append(ObjectSpec(**d))
         rooms = [
-            RoomSpec(r["name"], r["label"], tuple(r["min_xy"]), tuple(r["max_xy"]))  # type: ignore[arg-type]
+            RoomSpec(r["name"], r["label"], tuple(r["min_xy"]), tuple(r["max_xy"]))
             for r in data.get("rooms", [])
         ]
         portals = [
             PortalSpec(
                 p["room_a"],
                 p["room_b"],
-                tuple(p["position_xy"]),  # type: ignore[arg-type]
+                tuple(p["position_xy"]),
                 float(p["width_m"]),
-                tuple(p["normal_xy"]),  # type: ignore[arg-type]
+                tuple(p["normal_xy"]),
             )
             for p in data.get("portals", [])
         ]

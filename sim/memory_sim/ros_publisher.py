@@ -1,0 +1,259 @@
+"""ROS 2 node ``sim_publisher``: plays an episode of the built-in simulator as camera topics.
+
+Publishes, every simulated frame and all with one shared header stamp (sim time):
+
+* ``rgb/image`` (sensor_msgs/Image rgb8), ``depth/image`` (32FC1, metres, 0 = no reading),
+  ``rgb/camera_info`` (plumb_bob, no distortion), in the camera optical frame;
+* ``camera/pose`` (geometry_msgs/PoseStamped, frame ``map``): the optical frame in the map;
+* ``instance/image`` (32SC1, 0 = none) and ``instance/labels`` (memory_interfaces/InstanceLabels);
+* ``/clock`` (rosgraph_msgs/Clock) for nodes running with ``use_sim_time``.
+
+Camera streams use the sensor-data QoS; ``/clock`` is reliable (compatible with every
+subscriber). Parameters: the node's own (``episode_path``, ``realtime_factor``...), the
+simulator's (``rate_hz``, ``seed``, ``camera.*``, ``noise.*``) and the procedural house's
+(``procedural.*``, used when no episode file is given: endless coverage tours).
+
+The simulator runs in the timer callback (single-threaded executor is enough: there are no
+services). When an episode ends its ground truth is written to ``ground_truth_path`` (if set);
+with ``loop`` the episode restarts and sim time keeps increasing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from memory_interfaces.msg import InstanceLabels
+from memory_node.core.config import ParamSpec, flatten, param
+from memory_node.core.types import Frame
+from memory_node.ros.params import declare_config
+from memory_sim.episode import EpisodeRunner, load_episode, parse_episode
+from memory_sim.procedural import ProceduralConfig
+from memory_sim.scene import Pose
+from memory_sim.simulator import SimConfig
+
+
+@dataclass
+class SimPublisherConfig:
+    """Parameters of the sim_publisher node itself (the simulator's are in SimConfig)."""
+
+    episode_path: str = param(
+        "", "episode YAML to play; empty = endless coverage tours of the procedural house"
+    )
+    loop: bool = param(True, "restart the episode when it ends (sim time keeps increasing)")
+    realtime_factor: float = param(
+        1.0, "sim seconds per wall-clock second; 0 = as fast as the renderer goes", min_value=0.0
+    )
+    map_frame_id: str = param("map", "frame of camera/pose")
+    camera_frame_id: str = param("camera_optical_frame", "frame of the images and camera_info")
+    ground_truth_path: str = param(
+        "", "write the episode's ground truth JSON here when it ends; empty = do not"
+    )
+    publish_instances: bool = param(True, "publish instance/image and instance/labels")
+    publish_clock: bool = param(True, "publish /clock with the sim time of each frame")
+
+
+def publisher_specs() -> list[ParamSpec]:
+    """Return every parameter the node declares, in declaration order (for config files)."""
+    procedural = [
+        dataclasses.replace(s, name="procedural." + s.name) for s in flatten(ProceduralConfig())
+    ]
+    return [*flatten(SimPublisherConfig()), *flatten(SimConfig()), *procedural]
+
+
+def default_episode_text(procedural: ProceduralConfig) -> str:
+    """Return the YAML of the default episode: one coverage tour of the procedural house."""
+    args = ", ".join(f"{s.name}: {s.default}" for s in flatten(procedural))
+    return (
+        "name: procedural_tour\n"
+        f"scene:\n  procedural: {{{args}}}\n"
+        "segments:\n  - {name: tour, coverage: {turns: 1}}\n"
+    )
+
+
+def stamp_msg(seconds: float) -> Time:
+    """Return builtin_interfaces/Time of non-negative finite ``seconds``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"invalid stamp {seconds}")
+    sec = math.floor(seconds)
+    nanosec = min(round((seconds - sec) * 1e9), 999_999_999)
+    return Time(sec=int(sec), nanosec=int(nanosec))
+
+
+def image_msg(header: Header, array: np.ndarray, encoding: str) -> Image:
+    """Return a sensor_msgs/Image of a C-contiguous (H, W[, C]) array in native byte order."""
+    array = np.ascontiguousarray(array)
+    h, w = array.shape[:2]
+    msg = Image(header=header, height=h, width=w, encoding=encoding)
+    msg.is_bigendian = int(sys.byteorder == "big")
+    msg.step = int(array.strides[0])
+    msg.data = array.tobytes()
+    return msg
+
+
+def camera_info_msg(header: Header, K: np.ndarray, width: int, height: int) -> CameraInfo:
+    """Return a distortion-free plumb_bob CameraInfo for pinhole matrix K (3, 3)."""
+    msg = CameraInfo(header=header, width=width, height=height, distortion_model="plumb_bob")
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in K.reshape(-1)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    msg.p = [float(v) for v in (fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0)]
+    return msg
+
+
+def pose_msg(header: Header, map_T_camera: np.ndarray) -> PoseStamped:
+    """Return the PoseStamped of a (4, 4) pose; raises ValueError when it is not finite."""
+    if not np.all(np.isfinite(map_T_camera)):
+        raise ValueError("non-finite camera pose")
+    pose = Pose.from_matrix(map_T_camera)
+    msg = PoseStamped(header=header)
+    p, q = msg.pose.position, msg.pose.orientation
+    p.x, p.y, p.z = pose.position
+    q.x, q.y, q.z, q.w = pose.orientation_xyzw
+    return msg
+
+
+def labels_msg(header: Header, frame: Frame) -> InstanceLabels:
+    """Return the InstanceLabels of a frame's instance ids (sorted), labels, scores, states."""
+    msg = InstanceLabels(header=header)
+    labels = frame.instance_labels or {}
+    states = frame.instance_states or {}
+    ids = sorted(labels)
+    msg.instance_ids = [int(i) for i in ids]
+    msg.labels = [labels[i][0] for i in ids]
+    msg.scores = [float(labels[i][1]) for i in ids]
+    msg.states = [states.get(i, "") for i in ids]
+    return msg
+
+
+class SimPublisher(Node):
+    """Steps the simulator on a timer and publishes each frame; see the module docstring."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("sim_publisher", **kwargs)  # type: ignore[arg-type]
+        self.config = declare_config(self, SimPublisherConfig)
+        self.sim_config = declare_config(self, SimConfig)
+        self.procedural = declare_config(self, ProceduralConfig, "procedural.")
+        if self.config.episode_path:
+            self.episode = load_episode(self.config.episode_path)
+        else:
+            self.episode = parse_episode(default_episode_text(self.procedural), "<procedural>")
+        self.runner = self._new_runner()
+        self.time_offset = 0.0
+        self.episodes_done = 0
+        self.frames_published = 0
+        self.finished = False
+        sensor = qos_profile_sensor_data
+        self.pub_rgb = self.create_publisher(Image, "rgb/image", sensor)
+        self.pub_depth = self.create_publisher(Image, "depth/image", sensor)
+        self.pub_info = self.create_publisher(CameraInfo, "rgb/camera_info", sensor)
+        self.pub_pose = self.create_publisher(PoseStamped, "camera/pose", sensor)
+        self.pub_instance = self.create_publisher(Image, "instance/image", sensor)
+        self.pub_labels = self.create_publisher(InstanceLabels, "instance/labels", sensor)
+        self.pub_clock = self.create_publisher(
+            Clock, "/clock", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
+        rate = self.sim_config.rate_hz
+        factor = self.config.realtime_factor
+        period = 1.0 / (rate * factor) if factor > 0 else 0.001
+        self.timer = self.create_timer(period, self._on_timer)
+        self.get_logger().info(
+            f"playing {self.episode.name} ({self.runner.frame_count} frames at {rate} Hz, "
+            f"{self.sim_config.camera.width_px}x{self.sim_config.camera.height_px}, "
+            f"noise {'on' if self.sim_config.noise.enabled else 'off'}), "
+            f"realtime factor {factor}"
+        )
+
+    def _new_runner(self) -> EpisodeRunner:
+        """Return a fresh runner of the episode (the scene back in its initial state)."""
+        return EpisodeRunner(
+            self.episode, self.sim_config, keep_frame_truth=bool(self.config.ground_truth_path)
+        )
+
+    def _on_timer(self) -> None:
+        """Render and publish one frame; handle the end of the episode."""
+        if self.finished:
+            return
+        if self.runner.sim.frame_index >= self.runner.frame_count:
+            self._end_episode()
+            if self.finished:
+                return
+        step = self.runner.step()
+        self.publish_frame(step.frame, self.time_offset + step.frame.stamp)
+
+    def _end_episode(self) -> None:
+        """Save ground truth, then restart (loop) or stop publishing."""
+        self.episodes_done += 1
+        if self.config.ground_truth_path:
+            self.runner.save_ground_truth(self.config.ground_truth_path)
+            self.get_logger().info(f"ground truth written to {self.config.ground_truth_path}")
+        self.time_offset += self.runner.frame_count * self.runner.sim.dt
+        self.runner.close()
+        if not self.config.loop:
+            self.finished = True
+            self.timer.cancel()
+            self.get_logger().info(f"episode {self.episode.name} finished")
+            return
+        self.runner = self._new_runner()
+        self.get_logger().info(f"episode {self.episode.name} restarts at {self.time_offset:.2f} s")
+
+    def publish_frame(self, frame: Frame, stamp: float) -> None:
+        """Publish every topic of one frame with the header stamp ``stamp`` (seconds)."""
+        try:
+            pose = pose_msg(Header(stamp=stamp_msg(stamp), frame_id=self.config.map_frame_id),
+                            frame.map_T_camera)  # fmt: skip
+        except ValueError as exc:
+            self.get_logger().error(f"frame at {stamp:.3f} s not published: {exc}")
+            return
+        t = stamp_msg(stamp)
+        if self.config.publish_clock:
+            self.pub_clock.publish(Clock(clock=t))
+        header = Header(stamp=t, frame_id=self.config.camera_frame_id)
+        h, w = frame.depth.shape
+        self.pub_info.publish(camera_info_msg(header, frame.K, w, h))
+        self.pub_rgb.publish(image_msg(header, frame.rgb, "rgb8"))
+        self.pub_depth.publish(image_msg(header, frame.depth.astype(np.float32), "32FC1"))
+        if self.config.publish_instances and frame.instance is not None:
+            self.pub_instance.publish(image_msg(header, frame.instance.astype(np.int32), "32SC1"))
+            self.pub_labels.publish(labels_msg(header, frame))
+        self.pub_pose.publish(pose)
+        self.frames_published += 1
+
+    def destroy_node(self) -> None:
+        """Release the simulator, then the node."""
+        self.runner.close()
+        super().destroy_node()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the sim_publisher node until Ctrl-C (console script ``sim_publisher``)."""
+    rclpy.init(args=list(argv) if argv is not None else None)
+    node = None
+    try:
+        node = SimPublisher()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()
