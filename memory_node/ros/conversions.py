@@ -16,7 +16,14 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from memory_interfaces.msg import ObjectChange, ObjectInstance, Relation, SceneGraph, Zone
+from memory_interfaces.msg import (
+    InstanceLabels,
+    ObjectChange,
+    ObjectInstance,
+    Relation,
+    SceneGraph,
+    Zone,
+)
 from memory_node.core import types as core
 from memory_node.core.types import InvalidInput
 
@@ -285,3 +292,117 @@ def graph_to_markers(
         name.text = f"{zone.label or 'zone'} [{zone.id}]"
         markers += [outline, name]
     return MarkerArray(markers=markers)
+
+
+# --- encoders (for publishers: simulator, bag replay, tests) -----------------------------------
+def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:
+    """rgb8 Image of an (H, W, 3) uint8 array."""
+    h, w = rgb.shape[:2]
+    return Image(
+        header=header,
+        height=h,
+        width=w,
+        encoding="rgb8",
+        step=3 * w,
+        data=np.ascontiguousarray(rgb, np.uint8).tobytes(),
+    )
+
+
+def depth_to_image(depth: np.ndarray, header: Header) -> Image:
+    """32FC1 Image (metres) of an (H, W) float array."""
+    h, w = depth.shape
+    return Image(
+        header=header,
+        height=h,
+        width=w,
+        encoding="32FC1",
+        step=4 * w,
+        data=np.ascontiguousarray(depth, "<f4").tobytes(),
+    )
+
+
+def instances_to_image(instance: np.ndarray, header: Header) -> Image:
+    """32SC1 Image of an (H, W) integer instance-id array."""
+    h, w = instance.shape
+    return Image(
+        header=header,
+        height=h,
+        width=w,
+        encoding="32SC1",
+        step=4 * w,
+        data=np.ascontiguousarray(instance, "<i4").tobytes(),
+    )
+
+
+def camera_info_of(K: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:
+    """CameraInfo of (3, 3) pinhole intrinsics, no distortion."""
+    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    return CameraInfo(
+        header=header,
+        width=width,
+        height=height,
+        distortion_model="plumb_bob",
+        d=[0.0] * 5,
+        k=[fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
+        r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        p=[fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0],
+    )
+
+
+def matrix_to_pose(T: np.ndarray) -> Pose:
+    """Pose of a (4, 4) rigid transform (rotation via a numerically stable quaternion)."""
+    R = np.asarray(T, float)[:3, :3]
+    tr = np.trace(R)
+    if tr > 0:
+        s = 2.0 * math.sqrt(tr + 1.0)
+        w, x, y, z = (
+            0.25 * s,
+            (R[2, 1] - R[1, 2]) / s,
+            (R[0, 2] - R[2, 0]) / s,
+            (R[1, 0] - R[0, 1]) / s,
+        )
+    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
+        w, x, y, z = (
+            (R[2, 1] - R[1, 2]) / s,
+            0.25 * s,
+            (R[0, 1] + R[1, 0]) / s,
+            (R[0, 2] + R[2, 0]) / s,
+        )
+    elif R[1, 1] > R[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
+        w, x, y, z = (
+            (R[0, 2] - R[2, 0]) / s,
+            (R[0, 1] + R[1, 0]) / s,
+            0.25 * s,
+            (R[1, 2] + R[2, 1]) / s,
+        )
+    else:
+        s = 2.0 * math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
+        w, x, y, z = (
+            (R[1, 0] - R[0, 1]) / s,
+            (R[0, 2] + R[2, 0]) / s,
+            (R[1, 2] + R[2, 1]) / s,
+            0.25 * s,
+        )
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    pose = Pose()
+    pose.position = _point(np.asarray(T, float)[:3, 3])
+    pose.orientation.x, pose.orientation.y = x / n, y / n
+    pose.orientation.z, pose.orientation.w = z / n, w / n
+    return pose
+
+
+def labels_msg(
+    labels: dict[int, tuple[str, float]], states: dict[int, str] | None, header: Header
+) -> InstanceLabels:
+    """InstanceLabels of id -> (label, score) and optional id -> state."""
+    ids = sorted(labels)
+    states = states or {}
+    return InstanceLabels(
+        header=header,
+        instance_ids=ids,
+        labels=[labels[i][0] for i in ids],
+        scores=[float(labels[i][1]) for i in ids],
+        states=[states.get(i, "") for i in ids],
+    )

@@ -70,7 +70,9 @@ def render(node: str, specs: list[ParamSpec]) -> str:
         for depth in range(common, len(parts) - 1):
             lines.append("    " + "  " * depth + f"{parts[depth]}:")
         indent = "    " + "  " * (len(parts) - 1)
-        text = spec.description
+        text = spec.description.rstrip()
+        if text and not text.endswith("."):
+            text += "."
         if spec.min_value is not None or spec.max_value is not None:
             text += f" Range: [{spec.min_value}, {spec.max_value}]."
         lines.append(f"{indent}# {text}")

@@ -69,6 +69,11 @@ class InputConfig:
         "optical frame at the image stamp; needs tf2_ros).",
         choices=("topic", "tf"),
     )
+    pair_camera_info: bool = param(
+        True,
+        "Pair rgb/camera_info by stamp like the images (false: use the latest camera_info "
+        "received, for drivers that publish it rarely or latched).",
+    )
     camera_frame: str = param(
         "", "Optical frame looked up in TF when pose_source is tf ('' = the image's frame_id)."
     )
@@ -224,6 +229,8 @@ class SceneMemoryNode(LifecycleNode):
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         if cfg.inputs.use_masks:
             streams += ["instance", "labels"]
+        if cfg.inputs.pair_camera_info:
+            streams.append("info")
         self._sync = StampSynchronizer(streams, cfg.sync)
         qos = qos_profile_sensor_data
         grp = self._sensor_group
@@ -242,11 +249,14 @@ class SceneMemoryNode(LifecycleNode):
         if cfg.inputs.use_masks:
             sub(Image, "instance/image", "instance")
             sub(InstanceLabels, "instance/labels", "labels")
-        self._subs.append(
-            self.create_subscription(
-                CameraInfo, "rgb/camera_info", self._on_camera_info, qos, callback_group=grp
+        if cfg.inputs.pair_camera_info:
+            sub(CameraInfo, "rgb/camera_info", "info")
+        else:
+            self._subs.append(
+                self.create_subscription(
+                    CameraInfo, "rgb/camera_info", self._on_camera_info, qos, callback_group=grp
+                )
             )
-        )
         self._running = True
         self._worker = threading.Thread(target=self._ingest_loop, name="ingest", daemon=True)
         self._worker.start()
@@ -305,10 +315,10 @@ class SceneMemoryNode(LifecycleNode):
         self._throttle(reason, self.get_logger().warning, f"dropped a frame: {reason}")
 
     def _bundle_to_frame(self, bundle: Bundle) -> Frame:
-        info = self._camera_info
+        items = bundle.items
+        info = items.get("info", self._camera_info)
         if info is None:
             raise InvalidInput("no camera_info received yet on rgb/camera_info")
-        items = bundle.items
         rgb = conv.image_to_rgb(items["rgb"])
         depth = conv.image_to_depth(items["depth"])
         if "pose" in items:

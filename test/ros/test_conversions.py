@@ -139,3 +139,33 @@ def test_markers_show_objects_relations_and_zones():
     kinds = [m.ns for m in arr.markers]
     assert arr.markers[0].action == Marker.DELETEALL
     assert kinds.count("objects") == 2 and "relations" in kinds and "zones" in kinds
+
+
+def test_matrix_to_pose_round_trips_through_pose_to_matrix():
+    from scipy.spatial.transform import Rotation
+
+    rotations = Rotation.random(50, random_state=3).as_matrix()
+    rotations[0] = np.diag([1.0, -1.0, -1.0])  # 180 degrees: the trace <= 0 branches
+    rotations[1] = np.diag([-1.0, 1.0, -1.0])
+    rotations[2] = np.diag([-1.0, -1.0, 1.0])
+    for R in rotations:
+        T = np.eye(4)
+        T[:3, :3], T[:3, 3] = R, [0.5, -1.0, 2.0]
+        assert np.allclose(conv.pose_to_matrix(conv.matrix_to_pose(T)), T, atol=1e-9)
+
+
+def test_encoders_decode_back():
+    from std_msgs.msg import Header
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    depth = rng.random((6, 8)).astype(np.float32) + 0.5
+    inst = rng.integers(0, 5, (6, 8)).astype(np.int32)
+    h = Header(frame_id="cam")
+    assert np.array_equal(conv.image_to_rgb(conv.rgb_to_image(rgb, h)), rgb)
+    assert np.array_equal(conv.image_to_depth(conv.depth_to_image(depth, h)), depth)
+    assert np.array_equal(conv.image_to_instances(conv.instances_to_image(inst, h)), inst)
+    K = np.array([[500.0, 0, 3.5], [0, 510.0, 2.5], [0, 0, 1]])
+    assert np.allclose(conv.camera_info_to_K(conv.camera_info_of(K, 8, 6, h)), K)
+    msg = conv.labels_msg({3: ("mug", 0.9), 1: ("door", 1.0)}, {1: "open"}, h)
+    assert list(msg.instance_ids) == [1, 3] and list(msg.states) == ["open", ""]

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from memory_interfaces.srv import PolicyMemoryStep, QueryObjects
@@ -20,7 +21,10 @@ def call(node: Node, srv_type, name: str, request, timeout: float = 60.0):
     client = node.create_client(srv_type, name)
     assert client.wait_for_service(timeout_sec=timeout), f"{name} not available"
     future = client.call_async(request)
-    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    executor.spin_until_future_complete(future, timeout_sec=timeout)
+    executor.remove_node(node)
     assert future.done(), f"{name} did not answer"
     return future.result()
 
