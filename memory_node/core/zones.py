@@ -1,10 +1,13 @@
 """Zones (rooms) from clusters of objects, labelled from their contents, with stable ids.
 
-Clustering: present objects are linked when the xy gap between their boxes is at most
-``link_distance_m`` (single linkage, candidate pairs from the relations' spatial hash); each
-connected group of at least ``min_objects`` objects is a zone whose box spans its members'
-boxes. Absent objects (kept as "last seen") join the zone whose grown footprint holds their
-centre, without moving it.
+Clustering: present objects are linked, closest pairs first, when the xy gap between their
+boxes is at most ``link_distance_m`` and the merged group stays within ``max_zone_extent_m``
+(constrained single linkage; candidate pairs from the relations' spatial hash); each group of at
+least ``min_objects`` objects is a zone whose box spans its members' boxes. Doors, windows and
+the like (``bridge_labels``), which would chain neighbouring rooms together, and absent objects
+(kept as "last seen") join the zone whose grown footprint holds their centre, without moving
+it. Zones come from objects only for now; free-space segmentation would separate rooms by
+their walls.
 
 Labelling: each zone's contents become a sentence, "a room with a refrigerator, a cabinet and
 a sink" (the most frequent labels first), embedded with ``encode_text`` and compared by cosine
@@ -32,8 +35,6 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from memory_node.core.config import param
 from memory_node.core.relations import RelationConfig, _candidate_pairs
@@ -61,10 +62,20 @@ class ZoneConfig:
     """Clustering, labelling and id matching of zones."""
 
     link_distance_m: float = param(
-        1.0,
+        1.5,
         "objects whose boxes are at most this far apart in xy belong to one zone",
         min_value=0.0,
         max_value=20.0,
+    )
+    max_zone_extent_m: float = param(
+        6.0,
+        "largest xy extent a zone may grow to by linking objects (0 = unlimited)",
+        min_value=0.0,
+        max_value=1000.0,
+    )
+    bridge_labels: str = param(
+        "door, doorway, window, wall, floor, ceiling, stairs",
+        "comma-separated label words of objects that join a zone but never link two groups",
     )
     min_objects: int = param(
         1, "least present objects in a zone; smaller groups get no zone", min_value=1
@@ -241,6 +252,78 @@ def _assign_ids(
     return ids
 
 
+def _is_bridge(label: str, config: ZoneConfig) -> bool:
+    words = _WORD.findall(label.lower())
+    bridges = {w.strip() for w in config.bridge_labels.split(",") if w.strip()}
+    return bool(words) and any(w in bridges for w in words)
+
+
+def _nearest_zone(
+    center: np.ndarray, boxes: list[tuple[np.ndarray, np.ndarray]], grow: float
+) -> int:
+    """Index of the zone whose footprint grown by ``grow`` holds ``center`` (nearest); -1."""
+    best, best_d = -1, np.inf
+    for z, (lo, hi) in enumerate(boxes):
+        if np.all(center[:2] >= lo[:2] - grow) and np.all(center[:2] <= hi[:2] + grow):
+            d = float(np.linalg.norm(center[:2] - 0.5 * (lo[:2] + hi[:2])))
+            if d < best_d:
+                best, best_d = z, d
+    return best
+
+
+def _cluster(
+    mins: np.ndarray, maxs: np.ndarray, linkable: np.ndarray, config: ZoneConfig
+) -> list[list[int]]:
+    """Constrained single linkage of the linkable boxes, closest pairs first.
+
+    Two groups merge when a pair of their boxes is at most ``link_distance_m`` apart in xy and
+    the merged group's xy extent stays within ``max_zone_extent_m`` (0 = unlimited), so a chain
+    of objects cannot grow one zone across a whole house.
+
+    Returns:
+        Groups of row indices (linkable boxes only), in order of their first member.
+    """
+    n = len(mins)
+    link = config.link_distance_m
+    idx = np.flatnonzero(linkable)
+    i_sub, j_sub = _candidate_pairs(
+        mins[idx], maxs[idx], RelationConfig(near_distance_m=link, cell_size_m=max(1.0, link))
+    )
+    i_idx, j_idx = idx[i_sub], idx[j_sub]
+    sep = np.clip(
+        np.maximum(mins[i_idx, :2] - maxs[j_idx, :2], mins[j_idx, :2] - maxs[i_idx, :2]), 0, None
+    )
+    gap = np.linalg.norm(sep, axis=1)
+    keep = gap <= link
+    order = np.argsort(gap[keep], kind="stable")
+    edges_i, edges_j = i_idx[keep][order], j_idx[keep][order]
+
+    parent = np.arange(n)
+    lo = mins[:, :2].copy()
+    hi = maxs[:, :2].copy()
+    limit = config.max_zone_extent_m
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = int(parent[a])
+        return a
+
+    for a, b in zip(edges_i.tolist(), edges_j.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            continue
+        new_lo, new_hi = np.minimum(lo[ra], lo[rb]), np.maximum(hi[ra], hi[rb])
+        if limit > 0 and np.any(new_hi - new_lo > limit):
+            continue
+        parent[rb] = ra
+        lo[ra], hi[ra] = new_lo, new_hi
+    groups: dict[int, list[int]] = {}
+    for k in idx.tolist():
+        groups.setdefault(find(k), []).append(k)
+    return list(groups.values())
+
+
 def compute_zones(
     objects: Sequence[SceneObject],
     config: ZoneConfig,
@@ -269,37 +352,25 @@ def compute_zones(
     mins, maxs = centers - half, centers + half
     n = len(present)
     link = config.link_distance_m
-    i_idx, j_idx = _candidate_pairs(
-        mins, maxs, RelationConfig(near_distance_m=link, cell_size_m=max(1.0, link))
-    )
-    sep = np.clip(
-        np.maximum(mins[i_idx, :2] - maxs[j_idx, :2], mins[j_idx, :2] - maxs[i_idx, :2]), 0, None
-    )
-    linked = np.linalg.norm(sep, axis=1) <= link
-    graph = coo_matrix((np.ones(int(linked.sum())), (i_idx[linked], j_idx[linked])), shape=(n, n))
-    n_groups, group_of = connected_components(graph, directed=False) if n else (0, np.zeros(0))
-
-    groups: list[list[int]] = [[] for _ in range(n_groups)]
-    for k, g in enumerate(group_of):
-        groups[int(g)].append(k)
-    groups = [g for g in groups if len(g) >= config.min_objects]
+    linkable = np.array([not _is_bridge(o.label, config) for o in present], dtype=bool)
+    groups = [g for g in _cluster(mins, maxs, linkable, config) if len(g) >= config.min_objects]
     boxes = [(mins[g].min(axis=0), maxs[g].max(axis=0)) for g in groups]
     member_ids = [[present[k].id for k in g] for g in groups]
 
-    # absent objects join the zone whose grown footprint holds their centre (nearest centre)
+    # absent objects and doors/windows join the zone whose grown footprint holds their centre
+    # (nearest centre), without changing its box
     extra: list[list[str]] = [[] for _ in groups]
+    for k, obj in enumerate(present):
+        if not linkable[k]:
+            z = _nearest_zone(np.asarray(obj.center, np.float64).reshape(3), boxes, link)
+            if z >= 0:
+                extra[z].append(obj.id)
     for obj in objects:
         if obj.present or not groups or not np.isfinite(obj.center).all():
             continue
-        c = np.asarray(obj.center, np.float64).reshape(3)
-        best, best_d = -1, np.inf
-        for z, (lo, hi) in enumerate(boxes):
-            if np.all(c[:2] >= lo[:2] - link) and np.all(c[:2] <= hi[:2] + link):
-                d = float(np.linalg.norm(c[:2] - 0.5 * (lo[:2] + hi[:2])))
-                if d < best_d:
-                    best, best_d = z, d
-        if best >= 0:
-            extra[best].append(obj.id)
+        z = _nearest_zone(np.asarray(obj.center, np.float64).reshape(3), boxes, link)
+        if z >= 0:
+            extra[z].append(obj.id)
 
     descriptions = [
         describe([present[k].label for k in g], config.max_labels_in_description) for g in groups

@@ -125,3 +125,22 @@ def test_embeddings_are_cached_per_encoder() -> None:
     second = compute_zones(house(), ZoneConfig(), counter.encode, previous=first)
     assert len(counter.texts) == n_rooms + 3  # nothing new to encode
     assert [z.label for z in second] == [z.label for z in first]
+
+
+def test_chains_are_cut_at_the_zone_extent_and_doors_do_not_link() -> None:
+    chain = [o(f"c{i:02d}", "chair", 0.9 * i, 0.0) for i in range(25)]  # 22 m of chairs
+    zones = compute_zones(chain, ZoneConfig(max_zone_extent_m=6.0), None)
+    assert len(zones) >= 4
+    assert all(z.size[0] <= 6.0 + 1e-9 for z in zones)
+    assert sum(len(z.object_ids) for z in zones) == 25
+    unlimited = compute_zones(chain, ZoneConfig(max_zone_extent_m=0.0), None)
+    assert len(unlimited) == 1
+
+    # two rooms 2.2 m apart, a door in between closer than the link distance to both
+    rooms = [o("a1", "bed", 0, 0), o("a2", "nightstand", 0.8, 0), o("b1", "toilet", 3.0, 0)]
+    door = o("d1", "door", 1.9, 0)
+    config = ZoneConfig(link_distance_m=1.0)
+    assert len(compute_zones(rooms, config, None)) == 2
+    with_door = compute_zones([*rooms, door], config, None)
+    assert len(with_door) == 2
+    assert "d1" in by_member(with_door, "a1").object_ids + by_member(with_door, "b1").object_ids
