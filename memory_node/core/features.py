@@ -48,7 +48,7 @@ class FeatureConfig:
         "local open_clip checkpoint file; empty = random weights (tests/timing only)",
     )
     reencode_every_n_observations: int = param(
-        10,
+        20,
         "clip: re-encode an object every n associated observations (0 = never)",
         min_value=0,
     )
@@ -62,7 +62,10 @@ class FeatureConfig:
         8, "clip: pixels added around a detection's box before cropping", min_value=0
     )
     max_batch: int = param(
-        16, "clip: most crops encoded per frame (the largest first)", min_value=1
+        4,
+        "clip: most crops encoded per frame (objects without a feature first, then better "
+        "views, then periodic refreshes; the rest wait for a later frame)",
+        min_value=1,
     )
     num_threads: int = param(
         0, "torch intra-op threads for the encoders (0 = torch default)", min_value=0

@@ -228,10 +228,22 @@ def backproject(
 
 
 def transform_points(a_T_b: np.ndarray, points_b: np.ndarray) -> np.ndarray:
-    """Map (N, 3) points from frame b into frame a; returns (N, 3) float32."""
-    R = np.asarray(a_T_b[:3, :3], dtype=np.float32)
-    t = np.asarray(a_T_b[:3, 3], dtype=np.float32)
-    out: np.ndarray = points_b.astype(np.float32, copy=False) @ R.T + t
+    """Map (N, 3) points from frame b into frame a; returns (N, 3) float32.
+
+    Written as three fused multiply-adds per output column rather than a matrix product: an
+    (N, 3) x (3, 3) product goes through BLAS, which is slow for this shape on a busy CPU.
+    """
+    R = np.asarray(a_T_b[:3, :3], dtype=np.float64)
+    t = np.asarray(a_T_b[:3, 3], dtype=np.float64)
+    p = points_b.astype(np.float32, copy=False)
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    out = np.empty((p.shape[0], 3), np.float32)
+    for i in range(3):
+        col = out[:, i]
+        np.multiply(x, np.float32(R[i, 0]), out=col)
+        col += np.float32(R[i, 1]) * y
+        col += np.float32(R[i, 2]) * z
+        col += np.float32(t[i])
     return out
 
 
@@ -319,7 +331,7 @@ def project_points(
         u, v: (N,) float64 pixel coordinates (column, row); z: (N,) float64 depth, metres
         (values for z <= 0 are meaningless; check ``z``).
     """
-    pc = points_map.astype(np.float64) @ camera_T_map[:3, :3].T + camera_T_map[:3, 3]
+    pc = transform_points(camera_T_map, points_map).astype(np.float64)
     z = pc[:, 2]
     zs = np.where(z > 1e-9, z, 1e-9)
     u = K[0, 0] * pc[:, 0] / zs + K[0, 2]

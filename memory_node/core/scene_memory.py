@@ -166,6 +166,7 @@ class SceneMemory:
         self.config = config or SceneMemoryConfig()
         self._encoder: LabelTextEncoder | ClipEncoder | None = None
         self._encoder_ready = False
+        self._encode_budget = 0  # crops that may still be encoded in the current frame
         self._retriever: Retriever | None = None
         self._reset_state()
         self._last_stamp: float | None = None
@@ -322,8 +323,13 @@ class SceneMemory:
 
         # --- re-identification of moved objects, new objects --------------------------------
         unmatched = [i for i in range(len(detections)) if i not in matches]
+        self._encode_budget = cfg.features.max_batch
         if isinstance(encoder, ClipEncoder) and unmatched:
-            self._encode_detections(frame.rgb, [detections[i] for i in unmatched], encoder)
+            # Only detections that might re-identify a known object of their label need a
+            # feature before the decision; the others are encoded after, within the budget.
+            reid = [detections[i] for i in unmatched if self._by_label.get(detections[i].label)]
+            reid.sort(key=lambda d: -d.num_pixels)
+            self._encode_detections(frame.rgb, reid, encoder)
         used = set(matched_ids)
         moved: dict[int, str] = {}
         for i in unmatched:
@@ -612,11 +618,12 @@ class SceneMemory:
     def _encode_detections(
         self, rgb: np.ndarray, dets: list[Detection], encoder: ClipEncoder
     ) -> None:
+        """Encode the first crops of ``dets`` within the frame's remaining budget (in place)."""
         todo = [d for d in dets if d.feature is None]
-        if not todo:
+        if not todo or self._encode_budget <= 0:
             return
-        todo.sort(key=lambda d: -d.num_pixels)
-        todo = todo[: self.config.features.max_batch]
+        todo = todo[: self._encode_budget]
+        self._encode_budget -= len(todo)
         feats = encoder.encode_crops(np.asarray(rgb), [d.bbox_px for d in todo])
         for d, f in zip(todo, feats, strict=True):
             d.feature = f
@@ -639,32 +646,34 @@ class SceneMemory:
                     model.obj.feature = label_feature(encoder, model.obj.label_votes)
             return
         assert isinstance(encoder, ClipEncoder)
-        want: list[tuple[ObjectModel, Detection]] = []
+        # Priority: 0 = no feature yet, 1 = clearly better view, 2 = periodic refresh; detections
+        # already encoded this frame (re-identification) are reused without using the budget.
+        want: list[tuple[int, ObjectModel, Detection]] = []
         for oid, det in det_of.items():
             model = self._models.get(oid)
             if model is None:
                 continue
             obs = model.obj.observations
-            if (
-                model.obj.feature is None
-                or det.num_pixels >= cfg.better_view_ratio * max(model.best_view_pixels, 1)
-                or (
-                    cfg.reencode_every_n_observations
-                    and obs - model.encoded_at >= cfg.reencode_every_n_observations
-                )
-                or det.feature is not None
+            if model.obj.feature is None or det.feature is not None:
+                priority = 0
+            elif det.num_pixels >= cfg.better_view_ratio * max(model.best_view_pixels, 1):
+                priority = 1
+            elif (
+                cfg.reencode_every_n_observations
+                and obs - model.encoded_at >= cfg.reencode_every_n_observations
             ):
-                want.append((model, det))
+                priority = 2
+            else:
+                continue
+            want.append((priority, model, det))
         if not want:
             return
-        # Largest views first, at most max_batch encoded per frame (detections already encoded
-        # for re-identification are reused, not encoded twice).
-        want.sort(key=lambda md: -md[1].num_pixels)
-        need = [d for _, d in want if d.feature is None][: cfg.max_batch]
+        want.sort(key=lambda pmd: (pmd[0], -pmd[2].num_pixels))
+        need = [d for _, _, d in want if d.feature is None]
         self._encode_detections(rgb, need, encoder)
-        for model, det in want:
+        for _, model, det in want:
             if det.feature is None:
-                continue
+                continue  # over budget this frame: still eligible next time
             update_feature(model, det.feature)
             model.encoded_at = model.obj.observations
             model.best_view_pixels = max(model.best_view_pixels, det.num_pixels)
