@@ -369,15 +369,7 @@ class PerceptualCognitiveMemory(nn.Module):
             (the input state itself when ``write`` is False).
         """
         cognitive_tokens = cognitive.unsqueeze(1)
-        if state is None:
-            fused_p, fused_c = perceptual, cognitive_tokens
-        else:
-            fused_p = self.perceptual.fuse(
-                perceptual, self.perceptual.retrieve(perceptual, state.perceptual)
-            )
-            fused_c = self.cognitive.fuse(
-                cognitive_tokens, self.cognitive.retrieve(cognitive_tokens, state.cognitive)
-            )
+        fused_p, fused_c = self.read(perceptual, cognitive_tokens, state)
         if not write:
             return fused_p, fused_c.squeeze(1), state
         stored_p, stored_c = (
@@ -393,6 +385,29 @@ class PerceptualCognitiveMemory(nn.Module):
             ),
         )
         return fused_p, fused_c.squeeze(1), new_state
+
+    def read(
+        self, perceptual: Tensor, cognitive_tokens: Tensor, state: BankState | None
+    ) -> tuple[Tensor, Tensor]:
+        """Retrieve and fuse without writing.
+
+        Args:
+            perceptual: (B, N, D) current perceptual tokens.
+            cognitive_tokens: (B, 1, D) current cognitive token.
+            state: the banks; None = empty (the inputs are returned as they are).
+
+        Returns:
+            (B, N, D) and (B, 1, D) fused tokens.
+        """
+        if state is None:
+            return perceptual, cognitive_tokens
+        fused_p = self.perceptual.fuse(
+            perceptual, self.perceptual.retrieve(perceptual, state.perceptual)
+        )
+        fused_c = self.cognitive.fuse(
+            cognitive_tokens, self.cognitive.retrieve(cognitive_tokens, state.cognitive)
+        )
+        return fused_p, fused_c
 
     def _append(
         self, stream: MemoryStream, bank: StreamBank | None, tokens: Tensor, t: Tensor
@@ -523,6 +538,116 @@ def build_module(config: PolicyBankConfig) -> PerceptualCognitiveMemory:
 # --------------------------------------------------------------------------------------------
 
 
+class EpisodeStream:
+    """One stream's bank of a single episode, updated in place (inference only).
+
+    Same semantics as :meth:`PerceptualCognitiveMemory.forward` with B = 1 and cached
+    projections, without its copies: entries live in ``capacity + 1`` preallocated slots kept
+    contiguous (``[0, size)``); ``order`` lists the slots oldest first (attention does not depend
+    on slot order, consolidation does) and ``similarity[i]`` caches the cosine similarity of the
+    entries at ``order[i]`` and ``order[i + 1]``.
+    """
+
+    def __init__(
+        self, stream: MemoryStream, config: PolicyBankConfig, num_tokens: int, device: torch.device
+    ) -> None:
+        self.stream = stream
+        self.config = config
+        slots, dim = config.capacity + 1, config.dim
+        layers = len(stream.retrieval_layers)
+
+        def buffer() -> Tensor:
+            return torch.zeros(slots, num_tokens, dim, device=device)
+
+        self.entries = buffer()
+        self.keys = [buffer() for _ in range(layers)]
+        self.values = [buffer() for _ in range(layers)]
+        self.timesteps = torch.zeros(slots, device=device)
+        self.order: list[int] = []
+        self.similarity: list[float] = []
+
+    @property
+    def size(self) -> int:
+        """Number of entries."""
+        return len(self.order)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per entry."""
+        return int(self.entries.shape[1])
+
+    def view(self) -> StreamBank:
+        """Return the entries as a batch-of-one bank, in slot order, without copying."""
+        n = self.size
+        return StreamBank(
+            entries=self.entries[:n].unsqueeze(0),
+            timesteps=self.timesteps[:n].unsqueeze(0),
+            keys=[k[:n].unsqueeze(0) for k in self.keys],
+            values=[v[:n].unsqueeze(0) for v in self.values],
+        )
+
+    def ordered(self) -> tuple[Tensor, Tensor]:
+        """Return copies of the entries (n, N, D) and timesteps (n,), oldest first."""
+        index = torch.tensor(self.order, dtype=torch.long, device=self.entries.device)
+        return self.entries[index].clone(), self.timesteps[index].clone()
+
+    def _cosine(self, a: int, b: int) -> float:
+        return float(
+            functional.cosine_similarity(
+                self.entries[a].flatten(), self.entries[b].flatten(), dim=0, eps=1e-8
+            )
+        )
+
+    def append(self, tokens: Tensor, timestep: float) -> None:
+        """Store tokens (N, D) at ``timestep`` and consolidate down to capacity."""
+        slot = self.size
+        self.entries[slot] = tokens
+        self.timesteps[slot] = timestep
+        t = self.timesteps[slot : slot + 1].unsqueeze(0)  # (1, 1)
+        keys, values = self.stream.project(tokens[None, None], t)
+        for cache, new in zip(self.keys + self.values, keys + values, strict=True):
+            cache[slot] = new[0, 0]
+        if self.order:
+            self.similarity.append(self._cosine(self.order[-1], slot))
+        self.order.append(slot)
+        while self.size > self.config.capacity:
+            if self.config.consolidation == "fifo":
+                self.similarity.pop(0)
+                self._free(self.order.pop(0))
+            else:
+                self._merge_most_similar()
+
+    def _merge_most_similar(self) -> None:
+        pair = max(range(len(self.similarity)), key=self.similarity.__getitem__)  # first max
+        a, b = self.order[pair], self.order[pair + 1]
+        old_t = self.timesteps[[a, b]]
+        self.entries[a] = 0.5 * (self.entries[a] + self.entries[b])
+        self.timesteps[a] = 0.5 * (self.timesteps[a] + self.timesteps[b])
+        for layer, keys in zip(self.stream.retrieval_layers, self.keys, strict=True):
+            correction = self.stream.time_term(layer, self.timesteps[a]) - (
+                self.stream.time_term(layer, old_t).mean(dim=0)
+            )
+            keys[a] = 0.5 * (keys[a] + keys[b])
+            keys[a] += correction
+        for values in self.values:
+            values[a] = 0.5 * (values[a] + values[b])
+        del self.order[pair + 1]
+        del self.similarity[pair]
+        if pair > 0:
+            self.similarity[pair - 1] = self._cosine(self.order[pair - 1], a)
+        if pair < len(self.similarity):
+            self.similarity[pair] = self._cosine(a, self.order[pair + 1])
+        self._free(b)
+
+    def _free(self, slot: int) -> None:
+        """Release a slot no longer in ``order`` by moving the last slot's entry into it."""
+        last = self.size  # slots [0, size] are in use, slot ``slot`` is not
+        if slot != last:
+            for t in [self.entries, self.timesteps, *self.keys, *self.values]:
+                t[slot] = t[last]
+            self.order[self.order.index(last)] = slot
+
+
 @dataclass
 class PolicyStepResult:
     """Answer to one :meth:`PolicyMemory.step`.
@@ -550,18 +675,61 @@ class PolicyMemory:
         self.config = dataclasses.replace(config)
         self.module = build_module(self.config)
         self.device = torch.device(self.config.device)
+        #: True: in-place single-episode banks (fast); False: the batched module's functional
+        #: path with B = 1 (reference implementation, also used by the benchmark).
+        self.in_place = True
+        self._banks: tuple[EpisodeStream, EpisodeStream] | None = None
         self._state: BankState | None = None
         self._last_written_timestep: int | None = None
 
     @property
     def bank_size(self) -> int:
         """Entries per stream in the current episode."""
+        if self._banks is not None:
+            return self._banks[0].size
         return 0 if self._state is None else self._state.size
+
+    @property
+    def num_tokens(self) -> int | None:
+        """Perceptual tokens per entry of the current episode; None while the bank is empty."""
+        if self._banks is not None:
+            return self._banks[0].num_tokens
+        return None if self._state is None else int(self._state.perceptual.entries.shape[2])
 
     def reset(self) -> None:
         """Forget the current episode."""
+        self._banks = None
         self._state = None
         self._last_written_timestep = None
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Copy of the bank, oldest entry first.
+
+        Returns:
+            ``perceptual`` (n, N, D), ``perceptual_timesteps`` (n,), ``cognitive`` (n, D) and
+            ``cognitive_timesteps`` (n,), float32; n = 0 arrays when the bank is empty.
+        """
+        dim = self.config.dim
+        if self._banks is not None:
+            (p, pt), (c, ct) = (bank.ordered() for bank in self._banks)
+        elif self._state is not None:
+            p, pt = self._state.perceptual.entries[0], self._state.perceptual.timesteps[0]
+            c, ct = self._state.cognitive.entries[0], self._state.cognitive.timesteps[0]
+        else:
+            p, pt = torch.zeros(0, 0, dim), torch.zeros(0)
+            c, ct = torch.zeros(0, 1, dim), torch.zeros(0)
+        arrays = {
+            "perceptual": p,
+            "perceptual_timesteps": pt,
+            "cognitive": c[:, 0],
+            "cognitive_timesteps": ct,
+        }
+        return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in arrays.items()}
+
+    def _current_state(self) -> BankState | None:
+        if self._banks is not None:
+            return BankState(self._banks[0].view(), self._banks[1].view())
+        return self._state
 
     def step(
         self, timestep: int, perceptual: np.ndarray, cognitive: np.ndarray, write: bool
@@ -593,22 +761,39 @@ class PolicyMemory:
             self.reset()
             episode_reset = True
         with torch.inference_mode():
-            fused_p, fused_c, state = self.module(
-                torch.from_numpy(p).to(self.device).unsqueeze(0),
-                torch.from_numpy(c).to(self.device).unsqueeze(0),
-                torch.tensor([float(timestep)], device=self.device),
-                self._state,
-                write,
-            )
+            x_p = torch.from_numpy(p).to(self.device).unsqueeze(0)
+            x_c = torch.from_numpy(c).to(self.device).unsqueeze(0)
+            if self.in_place:
+                fused_p, fused_c = self.module.read(x_p, x_c.unsqueeze(1), self._current_state())
+                fused_c = fused_c.squeeze(1)
+                if write:
+                    self._write_in_place(x_p, x_c, fused_p, fused_c, float(timestep))
+            else:
+                t = torch.tensor([float(timestep)], device=self.device)
+                fused_p, fused_c, state = self.module(x_p, x_c, t, self._state, write)
+                if write:
+                    self._state = state
         if write:
-            self._state = state
             self._last_written_timestep = int(timestep)
         return PolicyStepResult(
-            perceptual_fused=fused_p[0].cpu().numpy().astype(np.float32, copy=False),
-            cognitive_fused=fused_c[0].cpu().numpy().astype(np.float32, copy=False),
+            perceptual_fused=fused_p[0].cpu().numpy().astype(np.float32, copy=True),
+            cognitive_fused=fused_c[0].cpu().numpy().astype(np.float32, copy=True),
             bank_size=self.bank_size,
             episode_reset=episode_reset,
         )
+
+    def _write_in_place(
+        self, x_p: Tensor, x_c: Tensor, fused_p: Tensor, fused_c: Tensor, timestep: float
+    ) -> None:
+        """Store one step (tensors of batch 1) in the in-place banks."""
+        if self._banks is None:
+            self._banks = (
+                EpisodeStream(self.module.perceptual, self.config, x_p.shape[1], self.device),
+                EpisodeStream(self.module.cognitive, self.config, 1, self.device),
+            )
+        stored_p, stored_c = (fused_p, fused_c) if self.config.store_fused else (x_p, x_c)
+        self._banks[0].append(stored_p[0], timestep)
+        self._banks[1].append(stored_c, timestep)
 
     def _validate(
         self, timestep: int, perceptual: np.ndarray, cognitive: np.ndarray, new_episode: bool
@@ -635,13 +820,12 @@ class PolicyMemory:
             raise InvalidInput(
                 f"num_tokens {num_tokens} is outside [1, {self.config.max_tokens}] (max_tokens)"
             )
-        if self._state is not None and not new_episode:
-            stored = self._state.perceptual.entries.shape[2]
-            if num_tokens != stored:
-                raise InvalidInput(
-                    f"num_tokens {num_tokens} differs from this episode's {stored}; "
-                    "reset the episode to change it"
-                )
+        stored = self.num_tokens
+        if stored is not None and not new_episode and num_tokens != stored:
+            raise InvalidInput(
+                f"num_tokens {num_tokens} differs from this episode's {stored}; "
+                "reset the episode to change it"
+            )
         with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, refused below
             p = np.ascontiguousarray(perceptual, dtype=np.float32)
             c = np.ascontiguousarray(cognitive, dtype=np.float32)

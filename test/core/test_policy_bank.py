@@ -17,6 +17,7 @@ from memory_node.core.policy_bank import (
     PolicyBankConfig,
     PolicyMemory,
     PolicyStepResult,
+    StreamBank,
     adjacent_similarity,
     merge_most_similar_adjacent,
     save_checkpoint,
@@ -39,10 +40,7 @@ def tokens(rng: np.random.Generator, num_tokens: int = 4, dim: int = 8) -> tuple
 
 
 def bank_arrays(mem: PolicyMemory) -> list[np.ndarray]:
-    if mem._state is None:
-        return []
-    banks = (mem._state.perceptual, mem._state.cognitive)
-    return [t.detach().cpu().numpy().copy() for b in banks for t in b.tensors()]
+    return list(mem.snapshot().values())
 
 
 # ---------------------------------------------------------------- consolidation known answers
@@ -86,14 +84,13 @@ def test_bank_merges_raw_entries_and_averages_timesteps() -> None:
     perceptual = [steps[0], steps[1], near_copy, steps[2]]
     for t, (p, c) in enumerate(zip(perceptual, cognitive, strict=True)):
         assert mem.step(t * 10, p, c, write=True).bank_size == min(t + 1, 3)
-    assert mem._state is not None
-    bank = mem._state.perceptual
-    np.testing.assert_allclose(bank.timesteps.numpy(), [[0.0, 15.0, 30.0]])
-    np.testing.assert_allclose(bank.entries[0, 1].numpy(), 0.5 * (steps[1] + near_copy))
-    np.testing.assert_allclose(bank.entries[0, 2].numpy(), steps[2])
-    cog = mem._state.cognitive
-    np.testing.assert_allclose(cog.timesteps.numpy(), [[0.0, 15.0, 30.0]])
-    np.testing.assert_allclose(cog.entries[0, :, 0].numpy(), np.stack(cognitive)[[0, 1, 3]])
+    bank = mem.snapshot()
+    np.testing.assert_array_equal(bank["perceptual_timesteps"], [0.0, 15.0, 30.0])
+    np.testing.assert_array_equal(bank["perceptual"][0], steps[0])
+    np.testing.assert_allclose(bank["perceptual"][1], 0.5 * (steps[1] + near_copy))
+    np.testing.assert_array_equal(bank["perceptual"][2], steps[2])
+    np.testing.assert_array_equal(bank["cognitive_timesteps"], [0.0, 15.0, 30.0])
+    np.testing.assert_array_equal(bank["cognitive"], np.stack(cognitive)[[0, 1, 3]])
 
 
 def test_fifo_drops_the_oldest() -> None:
@@ -101,8 +98,8 @@ def test_fifo_drops_the_oldest() -> None:
     rng = np.random.default_rng(0)
     for t in range(6):
         mem.step(t, *tokens(rng), write=True)
-    assert mem._state is not None
-    np.testing.assert_array_equal(mem._state.perceptual.timesteps.numpy(), [[3.0, 4.0, 5.0]])
+    np.testing.assert_array_equal(mem.snapshot()["perceptual_timesteps"], [3.0, 4.0, 5.0])
+    np.testing.assert_array_equal(mem.snapshot()["cognitive_timesteps"], [3.0, 4.0, 5.0])
 
 
 @pytest.mark.parametrize("consolidation", ["merge", "fifo"])
@@ -111,10 +108,10 @@ def test_bank_never_exceeds_capacity(consolidation: str) -> None:
     rng = np.random.default_rng(1)
     sizes = [mem.step(t, *tokens(rng), write=True).bank_size for t in range(30)]
     assert sizes == [1, 2, 3] + [4] * 27
-    assert mem._state is not None
-    assert mem._state.cognitive.size == 4
-    timesteps = mem._state.perceptual.timesteps[0].numpy()
-    assert np.all(np.diff(timesteps) > 0), "entries stay in time order"
+    bank = mem.snapshot()
+    assert bank["perceptual"].shape == (4, 4, 8) and bank["cognitive"].shape == (4, 8)
+    for key in ("perceptual_timesteps", "cognitive_timesteps"):
+        assert np.all(np.diff(bank[key]) > 0), "entries stay in time order"
 
 
 def test_read_only_step_does_not_write() -> None:
@@ -166,9 +163,15 @@ def test_gate_returns_memory_when_g_is_zero() -> None:
     mem.step(0, *tokens(rng), write=True)
     p, c = tokens(rng)
     res = mem.step(1, p, c, write=False)
-    assert mem._state is not None
+    bank = mem.snapshot()
+    stored = StreamBank(
+        torch.from_numpy(bank["perceptual"])[None],
+        torch.from_numpy(bank["perceptual_timesteps"])[None],
+        keys=[],
+        values=[],
+    )
     with torch.no_grad():
-        expected = stream.retrieve(torch.from_numpy(p)[None], mem._state.perceptual)[0]
+        expected = stream.retrieve(torch.from_numpy(p)[None], stored)[0]
     np.testing.assert_allclose(res.perceptual_fused, expected.numpy(), rtol=1e-6, atol=1e-6)
     assert not np.allclose(res.perceptual_fused, p)
 
@@ -202,16 +205,27 @@ def test_timestep_encoding_known_values() -> None:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_cached_projections_equal_recomputed(device: str) -> None:
-    cfg = small_config(device=device, capacity=4)
-    cached, plain = PolicyMemory(cfg), PolicyMemory(cfg)
+@pytest.mark.parametrize("consolidation", ["merge", "fifo"])
+def test_in_place_cached_and_recomputed_paths_agree(device: str, consolidation: str) -> None:
+    # The node's in-place banks, the batched module with cached projections and the batched
+    # module recomputing every projection agree through many consolidations.
+    cfg = small_config(device=device, capacity=4, consolidation=consolidation)
+    in_place, cached, plain = PolicyMemory(cfg), PolicyMemory(cfg), PolicyMemory(cfg)
+    cached.in_place = plain.in_place = False
     plain.module.cache_projections = False
     rng = np.random.default_rng(7)
-    for t in range(12):
+    for t in range(20):
         p, c = tokens(rng)
-        a, b = cached.step(t, p, c, True), plain.step(t, p, c, True)
-        np.testing.assert_allclose(a.perceptual_fused, b.perceptual_fused, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(a.cognitive_fused, b.cognitive_fused, rtol=1e-4, atol=1e-5)
+        write = t % 5 != 3
+        ref = plain.step(t, p, c, write)
+        for mem in (in_place, cached):
+            res = mem.step(t, p, c, write)
+            np.testing.assert_allclose(res.perceptual_fused, ref.perceptual_fused, atol=1e-5)
+            np.testing.assert_allclose(res.cognitive_fused, ref.cognitive_fused, atol=1e-5)
+            assert res.bank_size == ref.bank_size
+    for key, value in plain.snapshot().items():
+        np.testing.assert_allclose(in_place.snapshot()[key], value, atol=1e-5)
+        np.testing.assert_allclose(cached.snapshot()[key], value, atol=1e-5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
