@@ -233,3 +233,24 @@ def test_cli_check_mode(capsys: pytest.CaptureFixture[str]) -> None:
     assert "full_tour" in capsys.readouterr().out
     bad = os.devnull
     assert main([bad, "--check"]) == 2
+
+
+SMALL_HOUSE = (
+    Path(__file__).resolve().parents[3] / "shared/data/aws_small_house/worlds/small_house.world"
+)
+
+
+@pytest.mark.skipif(not SMALL_HOUSE.is_file(), reason=f"{SMALL_HOUSE} is not present")
+def test_episode_on_imported_gazebo_world() -> None:
+    text = (
+        f"name: gz\nscene:\n  gazebo: {{world: {SMALL_HOUSE}}}\n"
+        "camera: {start: {position: [0.0, 0.0], yaw_deg: 0}}\n"
+        "segments: [{spin: {turns: 0.25}}]\n"
+        "events: [{at_s: 0.2, remove: {object: Ball_01_001}}]\n"
+    )
+    with EpisodeRunner(parse_episode(text, "gz.yaml"), _config(rate_hz=10.0)) as runner:
+        steps = list(runner)
+        assert len(steps) == runner.frame_count > 0
+        assert sum(len(s.truth.visible) for s in steps) > 0
+        [change] = runner.sim.changes
+        assert change.kind == ChangeKind.DISAPPEARED and change.name == "Ball_01_001"
