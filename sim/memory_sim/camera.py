@@ -51,10 +51,17 @@ class CameraConfig:
 
 
 def intrinsics(config: CameraConfig) -> np.ndarray:
-    """Return the (3, 3) float64 pinhole matrix K; pixel centres at integer coordinates."""
+    """Return the (3, 3) float64 pinhole matrix K of the rendered images.
+
+    Pixel centres are at integer coordinates (OpenCV convention). TinyRenderer samples each
+    pixel at its corner rather than its centre, with rows counted from the bottom, so the
+    rendered image is shifted by half a pixel right and up from a centred projection (measured:
+    +0.50 / -0.50 px at 33x25, 160x120 and 640x480; see test_sim_camera). The principal point
+    accounts for it: cx = W / 2, cy = H / 2 - 1 instead of ((W - 1) / 2, (H - 1) / 2).
+    """
     w, h = config.width_px, config.height_px
     f = 0.5 * w / math.tan(math.radians(config.fov_deg) / 2.0)
-    return np.array([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]])
+    return np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0 - 1.0], [0.0, 0.0, 1.0]])
 
 
 def vertical_fov_deg(config: CameraConfig) -> float:

@@ -86,6 +86,36 @@ class SimStep:
 
 
 @dataclass
+class TopDownView:
+    """A near-orthographic picture of the scene seen from far above (north up).
+
+    Attributes:
+        rgb: (H, W, 3) uint8; column 0 is ``min_xy[0]``, row 0 is ``max_xy[1]``.
+        instance: (H, W) int32 instance ids seen from above, 0 = none.
+        min_xy: (2,) map coordinates (metres) of the left/bottom image edges at floor level.
+        max_xy: (2,) map coordinates (metres) of the right/top image edges at floor level.
+        metres_per_px: pixel size at floor level; a point h metres above the floor is scaled
+            about the image centre by at most 1 / (1 - h / altitude) (altitude 200 m).
+    """
+
+    rgb: np.ndarray
+    instance: np.ndarray
+    min_xy: np.ndarray
+    max_xy: np.ndarray
+    metres_per_px: float
+
+    def to_pixel(self, xy: np.ndarray) -> np.ndarray:
+        """Return (N, 2) float (column, row) pixel coordinates of (N, 2) floor-level map points.
+
+        Uses the renderer's principal point (see :func:`memory_sim.camera.intrinsics`).
+        """
+        xy = np.atleast_2d(np.asarray(xy, dtype=np.float64))
+        col = (xy[:, 0] - self.min_xy[0]) / self.metres_per_px
+        row = (self.max_xy[1] - xy[:, 1]) / self.metres_per_px - 1.0
+        return np.stack([col, row], axis=1)
+
+
+@dataclass
 class _Live:
     """Book-keeping of one object of the running scene."""
 
@@ -238,6 +268,43 @@ class Simulator:
         if self.keep_frame_truth:
             self.log.record_frame(truth)
         return SimStep(frame=frame, truth=truth, instance_truth=instance, depth_truth=depth)
+
+    def render_top_down(self, width_px: int = 800, margin_m: float = 0.3) -> TopDownView:
+        """Render the whole scene from 200 m above with a narrow field of view (no noise).
+
+        The covered area is the rooms' extent (or every body's box when there are no rooms)
+        plus ``margin_m``; the height follows from the area's aspect ratio. The clock and the
+        ground-truth log are untouched.
+        """
+        if self.scene.rooms:
+            lo = np.min([r.min_xy for r in self.scene.rooms], axis=0)
+            hi = np.max([r.max_xy for r in self.scene.rooms], axis=0)
+        else:
+            boxes = [body_aabb(self.client, live.body) for live in self._objects.values()
+                     if live.body is not None]  # fmt: skip
+            if not boxes:
+                raise SimulationError("empty scene: nothing to render from above")
+            lo = np.min([b[0][:2] for b in boxes], axis=0)
+            hi = np.max([b[1][:2] for b in boxes], axis=0)
+        lo, hi = lo - margin_m, hi + margin_m
+        extent = hi - lo
+        height_px = max(8, round(width_px * extent[1] / extent[0]))
+        mpp = float(extent[0] / width_px)
+        hi = np.array([hi[0], lo[1] + mpp * height_px])
+        altitude = 200.0
+        fov = math.degrees(2.0 * math.atan(0.5 * extent[0] / altitude))
+        cam = CameraConfig(
+            width_px=width_px, height_px=height_px, fov_deg=fov, near_m=altitude - 10.0,
+            far_m=altitude + 1.0, depth_min_m=0.0, depth_max_m=altitude + 1.0,
+        )  # fmt: skip
+        centre = 0.5 * (lo + hi)
+        pose = np.eye(4)
+        pose[:3, 0] = (1.0, 0.0, 0.0)  # image right = map +x
+        pose[:3, 1] = (0.0, -1.0, 0.0)  # image down = map -y
+        pose[:3, 2] = (0.0, 0.0, -1.0)  # looking down
+        pose[:3, 3] = (centre[0], centre[1], altitude)
+        rgb, _, seg = render(self.client, cam, pose)
+        return TopDownView(rgb, self._instance_image(seg), lo, hi, mpp)
 
     # ------------------------------------------------------------------ queries
     def vocabulary(self) -> list[str]:

@@ -11,7 +11,7 @@ from memory_node.core.config import flatten
 from memory_node.core.types import Frame
 from memory_sim.assets import object_from_asset
 from memory_sim.camera import CameraConfig, intrinsics, look_pose, vertical_fov_deg
-from memory_sim.scene import ObjectSpec, PartSpec, Pose, SceneSpec
+from memory_sim.scene import ObjectSpec, PartSpec, Pose, RoomSpec, SceneSpec
 from memory_sim.simulator import SimConfig, SimulationError, Simulator
 
 
@@ -66,7 +66,7 @@ def test_intrinsics_from_horizontal_fov() -> None:
     K = intrinsics(cam)
     assert K[0, 0] == pytest.approx(320.0)
     assert K[1, 1] == pytest.approx(320.0)
-    assert (K[0, 2], K[1, 2]) == (319.5, 239.5)
+    assert (K[0, 2], K[1, 2]) == (320.0, 239.0)  # TinyRenderer's half-pixel shift
     assert vertical_fov_deg(cam) == pytest.approx(math.degrees(2 * math.atan(0.75)))
 
 
@@ -205,3 +205,51 @@ def test_two_simulators_in_one_process_are_independent() -> None:
         da, db = a.step(pose).frame.depth, b.step(pose).frame.depth
     np.testing.assert_allclose(da, 2.0, atol=2e-3)
     np.testing.assert_allclose(db, 3.0, atol=3e-3)
+
+
+def test_top_down_view_maps_map_points_to_pixels() -> None:
+    scene = SceneSpec(
+        "s",
+        rooms=[RoomSpec("r", "kitchen", (0.0, 0.0), (4.0, 3.0))],
+        objects=[
+            ObjectSpec("floor", "floor", Pose((2.0, 1.5, -0.01)),
+                       parts=(PartSpec("box", (4.0, 3.0, 0.02)),), structure=True),
+            _box("a", (1.0, 2.0, 0.1)),
+            _box("b", (3.0, 0.5, 0.1)),
+        ],
+    )  # fmt: skip
+    with Simulator(scene, _config(32, 24)) as sim:
+        view = sim.render_top_down(width_px=230, margin_m=0.3)
+        ids = {name: sim.instance_id(name) for name in ("a", "b")}
+        assert sim.frame_index == 0
+    assert view.rgb.shape == (round(230 * 3.6 / 4.6), 230, 3)
+    for name, xy in (("a", (1.0, 2.0)), ("b", (3.0, 0.5))):
+        rows, cols = np.nonzero(view.instance == ids[name])
+        expected = view.to_pixel(np.array(xy))[0]
+        assert abs(cols.mean() - expected[0]) < 0.6 and abs(rows.mean() - expected[1]) < 0.6
+        # a 0.2 m box spans 0.2 / metres_per_px pixels
+        assert cols.max() - cols.min() + 1 == pytest.approx(0.2 / view.metres_per_px, abs=1.5)
+
+
+@pytest.mark.parametrize("width,height", [(33, 25), (160, 120)])
+def test_projection_of_plate_centres_is_unbiased(width: int, height: int) -> None:
+    # a thin square plate facing the camera: its mask centroid is the projection of its centre
+    rng = np.random.default_rng(0)
+    plate = ObjectSpec(
+        "p", "plate", Pose((2.0, 0, 1)), parts=(PartSpec("box", (0.002, 0.12, 0.12)),)
+    )
+    du, dv = [], []
+    with Simulator(SceneSpec("s", objects=[plate]), _config(width, height)) as sim:
+        K = sim.K
+        for _ in range(12):
+            u, v = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height
+            z = 2.0
+            sim.move_object(
+                "p",
+                Pose((z + 0.001, -(u - K[0, 2]) * z / K[0, 0], 1.0 - (v - K[1, 2]) * z / K[1, 1])),
+            )
+            inst = sim.step(look_pose(np.array([0.0, 0.0, 1.0]), 0.0, 0.0)).frame.instance
+            rows, cols = np.nonzero(inst == sim.instance_id("p"))
+            du.append(cols.mean() - u)
+            dv.append(rows.mean() - v)
+    assert abs(np.mean(du)) < 0.2 and abs(np.mean(dv)) < 0.2, (np.mean(du), np.mean(dv))
