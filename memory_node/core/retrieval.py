@@ -15,7 +15,8 @@ recently seen first with score 0. Absent objects (kept as "last seen") are alway
 
 Speed: the retriever keeps an index (ids, (N, 3) centres, (N, D) feature matrix, label codes,
 zone codes, flags) rebuilt only when the set of object ids changes or after
-:meth:`Retriever.invalidate`; query and label embeddings are cached (LRU). The facade must call
+:meth:`Retriever.invalidate`; query and label embeddings are cached (LRU); matrix-vector
+products avoid BLAS threads (see :func:`_matvec`). The facade must call
 ``invalidate(ids)`` after mutating objects in place (centre, feature, label, zone, presence).
 """
 
@@ -25,7 +26,7 @@ import logging
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,15 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norm, 1e-12)
 
 
+def _matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """(N, D) x (D,) -> (N,) without BLAS threads.
+
+    A threaded BLAS matrix-vector product spins its threads: on a loaded 2-core machine it
+    measured 12 ms for 10,000 x 384 against 0.6 ms for this single-threaded einsum.
+    """
+    return np.einsum("ij,j->i", matrix, vector)
+
+
 class _LRU:
     """A small least-recently-used map."""
 
@@ -134,26 +144,40 @@ class _Index:
         self.keys = set(objects)
         self.objs: list[SceneObject] = list(objects.values())
         self.row = {o.id: i for i, o in enumerate(self.objs)}
-        n = len(self.objs)
-        self.centers = np.zeros((n, 3), dtype=np.float64)
-        self.present = np.zeros(n, dtype=bool)
-        self.last_seen = np.zeros(n, dtype=np.float64)
+        objs = self.objs
+        n = len(objs)
+        # bulk construction (a per-row fill() costs ~20 us/object)
+        self.centers = np.array([o.center for o in objs], dtype=np.float64).reshape(n, 3)
+        self.present = np.fromiter((o.present for o in objs), dtype=bool, count=n)
+        self.last_seen = np.fromiter((o.last_seen for o in objs), dtype=np.float64, count=n)
         self.labels: list[str] = []
-        self.label_has_text = np.zeros(0, dtype=bool)
         self.label_code: dict[str, int] = {}
-        self.label_of = np.zeros(n, dtype=np.int64)
+        for o in objs:
+            if o.label not in self.label_code:
+                self.label_code[o.label] = len(self.labels)
+                self.labels.append(o.label)
+        self.label_has_text = np.array([bool(lab) for lab in self.labels], dtype=bool)
+        self.label_of = np.fromiter((self.label_code[o.label] for o in objs), np.int64, count=n)
         self.zone_code: dict[str, int] = {}
-        self.zone_of = np.zeros(n, dtype=np.int64)
+        for o in objs:
+            self.zone_code.setdefault(o.zone_id, len(self.zone_code))
+        self.zone_of = np.fromiter((self.zone_code[o.zone_id] for o in objs), np.int64, count=n)
         dims: dict[int, int] = {}
-        for o in self.objs:
+        for o in objs:
             if o.feature is not None:
                 d = int(np.size(o.feature))
                 dims[d] = dims.get(d, 0) + 1
         self.dim = max(dims, key=lambda d: dims[d]) if dims else 0
-        self.features = np.zeros((n, self.dim), dtype=np.float32)
-        self.has_feature = np.zeros(n, dtype=bool)
-        for i in range(n):
-            self.fill(i)
+        self._feature_buffer = np.zeros((n, self.dim), dtype=np.float32)
+        self.features = self._feature_buffer[:n]
+        self.has_feature = np.array(
+            [o.feature is not None and np.size(o.feature) == self.dim > 0 for o in objs],
+            dtype=bool,
+        ).reshape(n)
+        rows = np.flatnonzero(self.has_feature)
+        if rows.size:
+            stacked = np.stack([np.reshape(objs[i].feature, -1) for i in rows])  # type: ignore[arg-type]
+            self.features[rows] = _unit_rows(stacked)
 
     def code(self, table: dict[str, int], value: str) -> int:
         code = table.get(value)
@@ -163,6 +187,32 @@ class _Index:
                 self.labels.append(value)
                 self.label_has_text = np.append(self.label_has_text, bool(value))
         return code
+
+    def append(self, new: Sequence[SceneObject]) -> bool:
+        """Add rows for new objects; False when a rebuild is needed (new feature dimension)."""
+        if any(o.feature is not None and np.size(o.feature) != self.dim for o in new):
+            return False
+        start, m = len(self.objs), len(new)
+        self.objs.extend(new)
+        for k, o in enumerate(new):
+            self.row[o.id] = start + k
+            self.keys.add(o.id)
+        self.centers = np.concatenate([self.centers, np.zeros((m, 3))])
+        self.present = np.concatenate([self.present, np.zeros(m, dtype=bool)])
+        self.last_seen = np.concatenate([self.last_seen, np.zeros(m)])
+        self.label_of = np.concatenate([self.label_of, np.zeros(m, dtype=np.int64)])
+        self.zone_of = np.concatenate([self.zone_of, np.zeros(m, dtype=np.int64)])
+        self.has_feature = np.concatenate([self.has_feature, np.zeros(m, dtype=bool)])
+        # the feature matrix grows by doubling its buffer: appends copy it rarely
+        n = start + m
+        if n > len(self._feature_buffer):
+            buffer = np.zeros((max(n, 2 * len(self._feature_buffer)), self.dim), np.float32)
+            buffer[:start] = self.features
+            self._feature_buffer = buffer
+        self.features = self._feature_buffer[:n]
+        for i in range(start, n):
+            self.fill(i)
+        return True
 
     def fill(self, i: int) -> None:
         o = self.objs[i]
@@ -218,7 +268,18 @@ class Retriever:
 
     def _ensure_index(self, objects: Mapping[str, SceneObject]) -> _Index:
         index = self._index
-        if index is not None and len(objects) == len(index.keys) and objects.keys() == index.keys:
+        if index is not None and (len(objects) != len(index.keys) or objects.keys() != index.keys):
+            # objects only added (the common case while mapping): append rows, else rebuild
+            if len(objects) > len(index.keys) and not (index.keys - objects.keys()):
+                added = [objects[k] for k in objects.keys() - index.keys]
+                added.sort(key=lambda o: o.id)
+                if not index.append(added):
+                    index = None
+            else:
+                index = None
+            if index is None:
+                self._index = None
+        if index is not None:
             if self._dirty:
                 for oid in self._dirty:
                     row = index.row.get(oid)
@@ -297,7 +358,7 @@ class Retriever:
             q = self._encode([text], self._text_cache)[0]
             label_mat = self._labels_matrix(index)
             if label_mat.shape[1:] == q.shape:
-                label_cos = (label_mat @ q).astype(np.float64)
+                label_cos = _matvec(label_mat, q).astype(np.float64)
             label_cos[[not lab for lab in labels]] = 0.0
         self._per_label_cache[text] = (key, lex, label_cos)
         while len(self._per_label_cache) > self.config.cache_size:
@@ -313,7 +374,7 @@ class Retriever:
         lab_sem = label_cos[index.label_of]
         q = self._encode([text], self._text_cache)[0]
         if index.dim == q.shape[0] and index.has_feature.any():
-            feat_sem = (index.features @ q).astype(np.float64)
+            feat_sem = _matvec(index.features, q).astype(np.float64)
             has_label = index.label_has_text[index.label_of]
             w = self.config.feature_weight
             semantic = np.where(

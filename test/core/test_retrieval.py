@@ -183,9 +183,36 @@ def test_index_is_reused_and_invalidated() -> None:
 
     objects["o4"] = obj("o4", "lamp", 5.0)  # a new id is detected without invalidate()
     assert ids(retriever.query(objects, QueryRequest(near=near)))[0] == "o4"
-    assert retriever.rebuilds == 2
+    assert ids(retriever.query(objects, QueryRequest(text="lamp")))[0] == "o4"
+    assert retriever.rebuilds == 1  # appended, not rebuilt
     del objects["o4"]
     assert "o4" not in ids(retriever.query(objects, QueryRequest(near=near)))
+    assert retriever.rebuilds == 2
+
+
+def test_appending_matches_a_fresh_index() -> None:
+    rng = np.random.default_rng(0)
+    objects: dict[str, SceneObject] = {}
+    incremental = Retriever(RetrievalConfig(), fake_encode)
+    labels = ["mug", "red mug", "table", "chair", "lamp", ""]
+    for step in range(6):
+        for i in range(7):
+            oid = f"s{step}_{i}"
+            feature = rng.normal(size=DIM).astype(np.float32) if i % 2 else None
+            objects[oid] = obj(
+                oid, labels[(step + i) % 6], float(rng.uniform(0, 10)), feature=feature,
+                last_seen=float(rng.random()), zone_id=f"zone_{i % 3}",
+            )  # fmt: skip
+        for req in (
+            QueryRequest(text="mug", k=50),
+            QueryRequest(near=np.array([5.0, 0.0, 0.0]), radius=3.0, k=50),
+            QueryRequest(zone_id="zone_1", k=50),
+        ):
+            got = incremental.query(objects, req)
+            want = Retriever(RetrievalConfig(), fake_encode).query(objects, req)
+            assert ids(got) == ids(want)
+            assert [r.score for r in got] == pytest.approx([r.score for r in want])
+    assert incremental.rebuilds == 1
 
 
 def test_numpy_k_and_results_come_from_the_callers_mapping() -> None:
