@@ -89,9 +89,9 @@ def noisy_depth(config: NoiseConfig, depth: np.ndarray, rng: np.random.Generator
     h, w = depth.shape
     valid = depth > 0
     out = depth.astype(np.float32, copy=True)
-    noise = rng.standard_normal(depth.shape).astype(np.float32)
+    noise = rng.standard_normal(depth.shape, dtype=np.float32)
     out[valid] += noise[valid] * depth_sigma(config, depth[valid]).astype(np.float32)
-    drop = rng.random(depth.shape) < config.depth_dropout_prob
+    drop = rng.random(depth.shape, dtype=np.float32) < config.depth_dropout_prob
     if config.depth_edge_dropout_prob > 0:
         edge = np.zeros(depth.shape, dtype=bool)
         jump_x = np.abs(np.diff(depth, axis=1)) > config.depth_edge_threshold_m
@@ -100,7 +100,7 @@ def noisy_depth(config: NoiseConfig, depth: np.ndarray, rng: np.random.Generator
         edge[:, :-1] |= jump_x
         edge[1:, :] |= jump_y
         edge[:-1, :] |= jump_y
-        drop |= edge & (rng.random(depth.shape) < config.depth_edge_dropout_prob)
+        drop |= edge & (rng.random(depth.shape, dtype=np.float32) < config.depth_edge_dropout_prob)
     n_holes = rng.poisson(config.depth_holes_per_frame) if config.depth_holes_per_frame > 0 else 0
     for _ in range(n_holes):
         r_mean = config.depth_hole_radius_frac * w
@@ -121,8 +121,10 @@ def noisy_rgb(config: NoiseConfig, rgb: np.ndarray, rng: np.random.Generator) ->
     """Add Gaussian colour noise; (H, W, 3) uint8 in and out."""
     if config.rgb_sigma <= 0:
         return rgb
-    noise = rng.standard_normal(rgb.shape).astype(np.float32) * config.rgb_sigma
-    return np.clip(rgb.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    noise = rng.standard_normal(rgb.shape, dtype=np.float32)
+    noise *= config.rgb_sigma
+    noise += rgb
+    return np.clip(noise, 0, 255, out=noise).astype(np.uint8)
 
 
 def erode_instances(instance: np.ndarray, radius_px: int) -> np.ndarray:
