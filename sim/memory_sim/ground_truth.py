@@ -143,8 +143,9 @@ class GroundTruthLog:
 
     The document holds: ``meta``; ``rooms``; ``objects`` (one entry per instance id with its
     ``history``: the object's state at the start and after each of its changes, each with a
-    ``stamp``); ``changes`` (chronological); ``frames`` (per frame: stamp, true pose, room,
-    visible ids with pixel counts).
+    ``stamp``, and its ``visibility``: frames seen, most pixels, first/last stamp seen);
+    ``changes`` (chronological); ``frames`` (per frame: stamp, true pose, room, visible ids with
+    pixel counts).
     """
 
     def __init__(self, meta: dict[str, Any] | None = None) -> None:
@@ -168,8 +169,28 @@ class GroundTruthLog:
         """Append one frame's truth."""
         self.frames.append(frame)
 
+    def visibility(self) -> dict[int, dict[str, Any]]:
+        """Return per instance id: frames seen, most pixels, first and last stamp seen.
+
+        Computed from the recorded frames (noise-free instance images); ids never seen are
+        absent.
+        """
+        out: dict[int, dict[str, Any]] = {}
+        for f in self.frames:
+            for iid, count in f.visible.items():
+                v = out.setdefault(
+                    iid,
+                    {"frames": 0, "max_pixels": 0, "first_seen": f.stamp, "last_seen": f.stamp},
+                )
+                v["frames"] += 1
+                v["max_pixels"] = max(v["max_pixels"], count)
+                v["last_seen"] = f.stamp
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """Return the whole log as a JSON-serialisable dictionary."""
+        seen = self.visibility()
+        never = {"frames": 0, "max_pixels": 0, "first_seen": None, "last_seen": None}
         objects = []
         for iid in sorted(self.history):
             entries = self.history[iid]
@@ -180,6 +201,7 @@ class GroundTruthLog:
                     "name": last["name"],
                     "label": last["label"],
                     "static": last["static"],
+                    "visibility": seen.get(iid, never),
                     "history": entries,
                 }
             )

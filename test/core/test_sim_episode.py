@@ -72,6 +72,11 @@ def test_event_moves_object_in_ground_truth_at_its_time() -> None:
     assert [h["stamp"] for h in entry["history"]] == [0.0, pytest.approx(t_event)]
     assert entry["history"][1]["center"][:2] == pytest.approx([1.0, 1.0], abs=0.1)
     assert gt["changes"][0]["kind"] == "MOVED"
+    vis = entry["visibility"]
+    seen_frames = [f for f in gt["frames"] if str(iid) in f["visible"]]
+    assert vis["frames"] == len(seen_frames)
+    if seen_frames:
+        assert vis["first_seen"] == seen_frames[0]["stamp"]
     assert len(gt["frames"]) == gt["meta"]["frame_count"] > 0
 
 
