@@ -53,7 +53,7 @@ class FeatureConfig:
         min_value=0,
     )
     better_view_ratio: float = param(
-        1.5,
+        2.0,
         "clip: re-encode when a detection has this many times more pixels than the best view "
         "encoded so far",
         min_value=1.0,
@@ -62,7 +62,7 @@ class FeatureConfig:
         8, "clip: pixels added around a detection's box before cropping", min_value=0
     )
     max_batch: int = param(
-        4,
+        2,
         "clip: most crops encoded per frame (objects without a feature first, then better "
         "views, then periodic refreshes; the rest wait for a later frame)",
         min_value=1,

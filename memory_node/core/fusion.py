@@ -327,13 +327,30 @@ def update_feature(model: ObjectModel, feature: np.ndarray, max_weight: float = 
     model.feature_weight = w + 1.0
 
 
-def model_from_object(obj: SceneObject, index: int, config: MappingConfig) -> ObjectModel:
-    """Rebuild the internal model of a loaded object (voxels from its points)."""
-    pts = np.asarray(obj.points, np.float32).reshape(-1, 3)
-    keys, means = voxelize(pts, config.voxel_size_m)
-    hits = np.full(keys.size, float(max(1, min(obj.observations, 10))), np.float32)
-    model = ObjectModel(obj=obj, index=index, keys=keys, means=means, hits=hits, confirmed=True)
-    model.feature_weight = (
-        float(max(1, min(obj.observations, 100))) if obj.feature is not None else 0.0
-    )
-    return model
+def models_from_objects(objects: list[SceneObject], config: MappingConfig) -> list[ObjectModel]:
+    """Rebuild the internal models of loaded objects (voxels from their points), vectorized.
+
+    Saved points are voxel means, one per voxel; objects whose points share voxels (saved with
+    another voxel size) are re-voxelized. ``index`` is left at -1 for the caller to set.
+    """
+    pts_list = [np.asarray(o.points, np.float32).reshape(-1, 3) for o in objects]
+    counts = np.array([p.shape[0] for p in pts_list], dtype=np.int64)
+    all_pts = np.concatenate(pts_list) if pts_list else np.zeros((0, 3), np.float32)
+    all_keys = voxel_keys(all_pts, config.voxel_size_m)
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    models = []
+    for i, obj in enumerate(objects):
+        pts = pts_list[i]
+        keys = all_keys[bounds[i] : bounds[i + 1]]
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        if keys.size < 2 or bool(np.all(keys[1:] != keys[:-1])):
+            means = pts[order]
+        else:
+            keys, means = voxelize(pts, config.voxel_size_m)
+        hits = np.full(keys.size, float(max(1, min(obj.observations, 10))), np.float32)
+        model = ObjectModel(obj=obj, index=-1, keys=keys, means=means, hits=hits, confirmed=True)
+        if obj.feature is not None:
+            model.feature_weight = float(max(1, min(obj.observations, 100)))
+        models.append(model)
+    return models

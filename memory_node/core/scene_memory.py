@@ -52,7 +52,7 @@ from memory_node.core.fusion import (
     fuse,
     make_id,
     merge_models,
-    model_from_object,
+    models_from_objects,
     new_model,
     replace_geometry,
     update_feature,
@@ -188,8 +188,9 @@ class SceneMemory:
         self._next_index = 0
         self._relations: list[Relation] = []
         self._zones: list[Zone] = []
-        self._graph_dirty = False
-        self._graph_changed: set[str] = set()  # ids changed since the last graph update
+        self._graph_dirty = False  # relations are stale
+        self._zones_dirty = False  # zones are stale
+        self._graph_changed: set[str] = set()  # ids changed since the last relations update
         self._frames_since_graph = 0
         self._touched: set[str] = set()
         self._short_term = ShortTermMemory(cfg.short_term)
@@ -218,6 +219,15 @@ class SceneMemory:
         enc = self.encoder
         assert enc is not None
         return enc.encode_text(texts)
+
+    def warm_up(self, labels: list[str] | None = None) -> None:
+        """Load the encoder now and cache the embeddings of known labels (e.g. a vocabulary).
+
+        Optional: without it the first frames pay the model load and each new label's encoding.
+        """
+        enc = self.encoder
+        if isinstance(enc, LabelTextEncoder) and labels:
+            enc.encode_labels([lab for lab in labels if lab])
 
     @property
     def retriever(self) -> Retriever:
@@ -771,24 +781,31 @@ class SceneMemory:
                 a = keep
 
     def _ensure_graph(self, force: bool) -> None:
-        """Recompute relations and zones when objects changed (at most every n frames)."""
-        if not self._graph_dirty:
-            return
-        if (
-            not force
-            and self._frames_since_graph < self.config.mapping.graph_update_every_n_frames
+        """Bring relations (and, when forced, zones) up to date with the objects.
+
+        During ingest (``force`` False) relations are updated incrementally at most every
+        ``mapping.graph_update_every_n_frames`` frames; zones, whose clustering is global, are
+        recomputed only when read (queries by zone, render, save, the ``zones`` property).
+        """
+        if self._graph_dirty and (
+            force or self._frames_since_graph >= self.config.mapping.graph_update_every_n_frames
         ):
-            return
-        objs = list(self._objects.values())
-        before = {o.id: o.zone_id for o in objs}
-        changed, self._graph_changed = self._graph_changed, set()
-        self._relations = update_relations(self._relations, objs, changed, self.config.relations)
-        self._zones = compute_zones(objs, self.config.zones, self.encode_text, self._zones)
-        zone_changed = [o.id for o in objs if o.zone_id != before[o.id]]
-        if zone_changed and self._retriever is not None:
-            self._retriever.invalidate(zone_changed)
-        self._graph_dirty = False
-        self._frames_since_graph = 0
+            objs = list(self._objects.values())
+            changed, self._graph_changed = self._graph_changed, set()
+            self._relations = update_relations(
+                self._relations, objs, changed, self.config.relations
+            )
+            self._graph_dirty = False
+            self._zones_dirty = True
+            self._frames_since_graph = 0
+        if force and self._zones_dirty:
+            objs = list(self._objects.values())
+            before = {o.id: o.zone_id for o in objs}
+            self._zones = compute_zones(objs, self.config.zones, self.encode_text, self._zones)
+            zone_changed = [o.id for o in objs if o.zone_id != before[o.id]]
+            if zone_changed and self._retriever is not None:
+                self._retriever.invalidate(zone_changed)
+            self._zones_dirty = False
 
     # ------------------------------------------------------------------ queries
 
@@ -904,15 +921,16 @@ class SceneMemory:
         cfg = self.config
         models: dict[str, ObjectModel] = {}
         next_index = int(snap.next_object_index)
-        for obj in snap.objects:
-            if obj.id in models:
-                raise InvalidInput(f"snapshot holds object id {obj.id!r} twice")
+        for model in models_from_objects(list(snap.objects), cfg.mapping):
+            oid = model.obj.id
+            if oid in models:
+                raise InvalidInput(f"snapshot holds object id {oid!r} twice")
             try:
-                index = int(obj.id.rsplit("_", 1)[-1])
+                model.index = int(oid.rsplit("_", 1)[-1])
             except ValueError:
-                index = -1
-            next_index = max(next_index, index + 1)
-            models[obj.id] = model_from_object(obj, index, cfg.mapping)
+                model.index = -1
+            next_index = max(next_index, model.index + 1)
+            models[oid] = model
         encoder = self.encoder if cfg.features.mode != "off" else None
         for model in models.values():
             f = model.obj.feature

@@ -37,15 +37,14 @@ class GridIndex:
     def _cell_keys(self, box_min: np.ndarray, box_max: np.ndarray) -> np.ndarray | None:
         lo = np.floor(np.asarray(box_min, np.float64) / self.cell_size).astype(np.int64)
         hi = np.floor(np.asarray(box_max, np.float64) / self.cell_size).astype(np.int64)
-        n = np.prod(hi - lo + 1)
+        extent = hi - lo + 1
+        n = int(np.prod(extent))
         if n > self.max_cells:
             return None
-        grid = np.stack(
-            np.meshgrid(
-                *(np.arange(a, b + 1) for a, b in zip(lo, hi, strict=True)), indexing="ij"
-            ),
-            axis=-1,
-        ).reshape(-1, 3)
+        if n == 1:
+            grid = lo[None, :]
+        else:
+            grid = lo + np.stack(np.unravel_index(np.arange(n), tuple(extent)), axis=1)
         keys: np.ndarray = pack_indices(grid)
         return keys
 
