@@ -44,6 +44,9 @@ ZONE_BONUS = 0.3
 MAX_NEAR_LISTED = 3
 """``near`` neighbours written per object line (most confident first)."""
 
+_COUNT_CHUNK = 64
+"""Object lines tokenised per batch while filling a budget."""
+
 _tokenizer: Any = None
 _tokenizer_lock = threading.Lock()
 
@@ -202,7 +205,14 @@ def render_graph(
         order = order[:max_objects]
 
     labels = {o.id: o.label for o in objs}
-    lines = [_object_line(o, now, outgoing.get(o.id, []), labels) for o in order]
+    lines: list[str] = []  # built lazily, in order: a small budget needs only the first few
+
+    def line(i: int) -> str:
+        while len(lines) <= i:
+            o = order[len(lines)]
+            lines.append(_object_line(o, now, outgoing.get(o.id, []), labels))
+        return lines[i]
+
     zone_keys = [o.zone_id if o.zone_id in zone_by_id else "" for o in order]
     zone_lines = {key: _zone_line(zone_by_id.get(key)) for key in dict.fromkeys(zone_keys)}
 
@@ -214,9 +224,9 @@ def render_graph(
 
     # the header's digits may change with the selection: budget for the widest one
     widest = header(len(order), len(zone_lines))
-    costs = _count_lines([widest, *lines, *zone_lines.values()])
-    header_cost, line_costs = costs[0], costs[1 : 1 + len(lines)]
-    zone_costs = dict(zip(zone_lines, costs[1 + len(lines) :], strict=True))
+    costs = _count_lines([widest, *zone_lines.values()])
+    header_cost = costs[0]
+    zone_costs = dict(zip(zone_lines, costs[1:], strict=True))
 
     def assemble(chosen: list[int]) -> str:
         groups: dict[str, list[int]] = {}
@@ -225,7 +235,7 @@ def render_graph(
         out = [header(len(chosen), sum(1 for k in groups if k))]
         for key, members in groups.items():
             out.append(zone_lines[key])
-            out.extend(lines[i] for i in members)
+            out.extend(line(i) for i in members)
         return "\n".join(out)
 
     chosen: list[int] = []
@@ -233,12 +243,20 @@ def render_graph(
         chosen = list(range(len(order)))
     elif header_cost <= max_tokens:
         used, open_zones = header_cost, set()
-        for i in range(len(order)):
-            cost = line_costs[i] + (0 if zone_keys[i] in open_zones else zone_costs[zone_keys[i]])
-            if used + cost <= max_tokens:
-                chosen.append(i)
-                used += cost
-                open_zones.add(zone_keys[i])
+        cheapest = -1  # smallest line cost seen so far: stop once even that cannot fit
+        for start in range(0, len(order), _COUNT_CHUNK):
+            if cheapest >= 0 and max_tokens - used < cheapest:
+                break
+            stop = min(start + _COUNT_CHUNK, len(order))
+            chunk_costs = _count_lines([line(i) for i in range(start, stop)])
+            cheapest = min(chunk_costs) if cheapest < 0 else min(cheapest, *chunk_costs)
+            for i, line_cost in enumerate(chunk_costs, start):
+                key = zone_keys[i]
+                cost = line_cost + (0 if key in open_zones else zone_costs[key])
+                if used + cost <= max_tokens:
+                    chosen.append(i)
+                    used += cost
+                    open_zones.add(key)
     else:
         return [], [], [], "", 0
 

@@ -120,3 +120,17 @@ def test_mapping_input_and_bad_arguments() -> None:
     )
     with pytest.raises(ValueError):
         render_graph(objects, relations, zones, "", -1, 0, None)
+
+
+@pytest.mark.parametrize("budget", [100, 1000, 3000])
+def test_budget_across_count_chunks(budget: int) -> None:
+    objects = [o(f"obj_{i:06d}", ["mug", "plate", "chair"][i % 3], 0.1 * i) for i in range(200)]
+    sel, _, _, text, tokens = render_graph(objects, [], [], "plate", 0, budget, None)
+    assert tokens == count_tokens(text) <= budget
+    assert sel and sel[0].label == "plate"
+    unlimited = render_graph(objects, [], [], "plate", 0, 0, None)
+    # the budget is filled: one more line of the unlimited rendering would not fit
+    if len(sel) < 200:
+        nxt = unlimited[0][len(sel)]
+        extra = next(line for line in unlimited[3].splitlines() if nxt.id in line)
+        assert tokens + count_tokens(extra) > budget
