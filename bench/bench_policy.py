@@ -1,12 +1,16 @@
 """In-core step latency of the policy memory bank, side by side with baselines.
 
 Every variant is timed in steady state: the bank is first filled past capacity, so each timed
-step retrieves from L entries, writes, and consolidates. Variants:
+step retrieves from L entries, writes, and consolidates. Variants alternate step by step so that
+load from other processes hits them alike. Variants:
 
-* ``passthrough``: no memory, only validation-free copies of the tokens (the floor);
-* ``recompute``: the bank recomputing every stored entry's key/value projections each step
-  (the straightforward implementation);
-* ``merge`` / ``fifo``: the bank as shipped (cached projections), with either consolidation.
+* ``passthrough``: no memory, only copies of the tokens (the floor);
+* ``recompute``: the batched module (B = 1) recomputing every stored entry's key/value
+  projections each step (the straightforward implementation);
+* ``functional``: the batched module (B = 1) with cached projections, which copies the bank
+  on every append and merge (the training path);
+* ``merge`` / ``fifo``: :class:`PolicyMemory` as the node uses it (in-place banks, cached
+  projections), with either consolidation.
 
 Usage::
 
@@ -74,11 +78,31 @@ def time_steps(
     return durations
 
 
+def time_interleaved(
+    steps: dict[str, Callable[[int, np.ndarray, np.ndarray], object]],
+    inputs: list[tuple[np.ndarray, np.ndarray]],
+    warmup: int,
+) -> dict[str, list[float]]:
+    """Like :func:`time_steps` for several variants, alternating them step by step.
+
+    Alternating spreads load from other processes on a shared machine evenly over the variants.
+    """
+    durations: dict[str, list[float]] = {name: [] for name in steps}
+    for t, (p, c) in enumerate(inputs):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(t, p, c)
+            if t >= warmup:
+                durations[name].append(time.perf_counter() - start)
+    return durations
+
+
 def bank_step(
-    config: PolicyBankConfig, cache: bool
+    config: PolicyBankConfig, in_place: bool = True, cache: bool = True
 ) -> Callable[[int, np.ndarray, np.ndarray], object]:
     """Make the step function of a fresh bank that writes every step."""
     memory = PolicyMemory(config)
+    memory.in_place = in_place
     memory.module.cache_projections = cache
 
     def step(t: int, p: np.ndarray, c: np.ndarray) -> object:
@@ -108,13 +132,13 @@ def main() -> None:
     base = dataclasses.replace(PolicyBankConfig(), dim=args.dim, capacity=args.capacity)
     variants: dict[str, Callable[[int, np.ndarray, np.ndarray], object]] = {
         "passthrough": passthrough_step,
-        "recompute": bank_step(base, cache=False),
-        "merge": bank_step(base, cache=True),
-        "fifo": bank_step(dataclasses.replace(base, consolidation="fifo"), cache=True),
+        "recompute": bank_step(base, in_place=False, cache=False),
+        "functional": bank_step(base, in_place=False, cache=True),
+        "merge": bank_step(base),
+        "fifo": bank_step(dataclasses.replace(base, consolidation="fifo")),
     }
-    results = {}
-    for name, step in variants.items():
-        results[name] = latency_stats(time_steps(step, inputs, warmup))
+    durations = time_interleaved(variants, inputs, warmup)
+    results = {name: latency_stats(values) for name, values in durations.items()}
 
     print(
         f"policy bank step, L={args.capacity}, {args.tokens} tokens x {args.dim} dims, "

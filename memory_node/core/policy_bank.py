@@ -23,10 +23,13 @@ Per layer, the key/value projections of stored entries (keys including the times
 is linear, so averaging cached projections on a merge is exact, up to the timestep term, which
 is corrected for the merged entry.
 
+With an empty bank (the first step of an episode) the fused tokens are the inputs unchanged.
+
 :class:`PerceptualCognitiveMemory` is the batched ``torch.nn.Module`` (B episodes in lock-step,
-differentiable, for training). :class:`PolicyMemory` wraps it for one episode at a time with
-numpy in/out, input validation and automatic episode resets; the ``policy_memory`` node calls it.
-Pure torch + numpy: no ROS imports here.
+differentiable, for training). :class:`PolicyMemory` runs one episode at a time with numpy in/out,
+input validation and automatic episode resets, keeping its banks in place
+(:class:`EpisodeStream`: preallocated slots, no per-step copies); the ``policy_memory`` node
+calls it. Pure torch + numpy: no ROS imports here.
 """
 
 from __future__ import annotations
