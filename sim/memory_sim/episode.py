@@ -65,6 +65,7 @@ import yaml
 
 from memory_node.core.config import flatten, unflatten
 from memory_sim.assets import asset, object_from_asset
+from memory_sim.ground_truth import save_json, support_relations
 from memory_sim.procedural import ProceduralConfig, generate_house
 from memory_sim.scene import Pose, SceneError, SceneSpec, scene_from_dict
 from memory_sim.simulator import SimConfig, SimStep, SimulationError, Simulator
@@ -609,6 +610,7 @@ class EpisodeRunner:
         self._dry_run()
         self.sim = Simulator(self.scene, config, keep_frame_truth=keep_frame_truth)
         self._rehearse()
+        self.initial_relations = support_relations(self.sim.objects())
         self.frame_count = math.floor(self.trajectory.duration * self.sim.config.rate_hz + 1e-9)
         self._next_event = 0
         self.sim.log.meta.update(
@@ -753,12 +755,20 @@ class EpisodeRunner:
         return Pose.from_xyz_rpy((p[0], p[1], z), yaw=yaw)
 
     def ground_truth(self) -> dict[str, Any]:
-        """Return the ground-truth document (see :class:`GroundTruthLog`)."""
-        return self.sim.log.to_json()
+        """Return the ground-truth document (see :class:`GroundTruthLog`).
+
+        Adds ``relations``: the "on" relations at the start (``initial``) and now (``final``).
+        """
+        doc = self.sim.log.to_json()
+        doc["relations"] = {
+            "initial": self.initial_relations,
+            "final": support_relations(self.sim.objects()),
+        }
+        return doc
 
     def save_ground_truth(self, path: str) -> None:
-        """Write the ground truth JSON atomically to ``path``."""
-        self.sim.log.save(path)
+        """Write the ground truth JSON (:meth:`ground_truth`) atomically to ``path``."""
+        save_json(self.ground_truth(), path)
 
     def close(self) -> None:
         """Release the simulator."""

@@ -138,6 +138,50 @@ class FrameTruth:
         }
 
 
+def support_relations(
+    objects: list[ObjectTruth], tolerance_m: float = 0.03
+) -> list[dict[str, Any]]:
+    """Return the "on" relations of present objects (what rests on what).
+
+    B supports A when A's box centre (x, y) lies inside B's box and A's bottom lies above B's
+    bottom (by more than 5 mm: things standing on the floor side by side are not on each other)
+    and at most ``tolerance_m`` above B's top (a table top, a shelf board, a sofa seat). Among
+    several candidates the one standing highest wins (a mug on a tray on a table is on the
+    tray); ties go to the top closest to A's bottom. Objects on the floor have no relation.
+
+    Returns:
+        dicts with ``subject``/``object`` names and instance ids, ``predicate`` "on".
+    """
+    present = [o for o in objects if o.present]
+    out = []
+    for a in present:
+        bottom = float(a.box_min[2])
+        candidates = [
+            b
+            for b in present
+            if b is not a
+            and np.all(b.box_min[:2] <= a.center[:2])
+            and np.all(a.center[:2] <= b.box_max[:2])
+            and b.box_min[2] + 0.005 < bottom <= b.box_max[2] + tolerance_m
+        ]
+        if not candidates:
+            continue
+        best = min(
+            candidates,
+            key=lambda b: (-round(float(b.box_min[2]), 2), abs(float(b.box_max[2]) - bottom)),
+        )
+        out.append(
+            {
+                "subject": a.name,
+                "subject_id": a.instance_id,
+                "predicate": "on",
+                "object": best.name,
+                "object_id": best.instance_id,
+            }
+        )
+    return out
+
+
 class GroundTruthLog:
     """Accumulates the ground truth of a run and writes it as one JSON document.
 
@@ -215,17 +259,22 @@ class GroundTruthLog:
 
     def save(self, path: str) -> None:
         """Write the JSON document atomically to ``path`` (parent folders are created)."""
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as stream:
-                json.dump(self.to_json(), stream)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        save_json(self.to_json(), path)
+
+
+def save_json(document: dict[str, Any], path: str) -> None:
+    """Write ``document`` as JSON to ``path`` atomically (temporary file, then rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as stream:
+            json.dump(document, stream)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _list(values: Any) -> list[Any]:

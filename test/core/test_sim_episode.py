@@ -107,6 +107,9 @@ def test_remove_add_and_state_events_in_ground_truth(tmp_path: Path) -> None:
     assert added.box_min[2] == pytest.approx(table.box_max[2], abs=0.01)  # rests on the top
     assert all(removed_id not in s.truth.visible for s in steps if s.frame.stamp >= 0.3)
     gt = json.loads(out.read_text())
+    final = {(r["subject"], r["object"]) for r in gt["relations"]["final"]}
+    assert ("extra/mug", support.name) in final
+    assert all(r["subject"] != "extra/mug" for r in gt["relations"]["initial"])
     assert [c["kind"] for c in gt["changes"]] == ["DISAPPEARED", "APPEARED", "STATE_CHANGED"]
     assert gt["changes"][2]["new_state"] == other_state
     assert gt["meta"]["episode"] == "small" and len(gt["rooms"]) == 2
