@@ -9,8 +9,9 @@ File layout (schema version :data:`SCHEMA_VERSION`, journal mode WAL):
   ``history`` (H, 4) float64 rows ``(stamp, x, y, z)``; ``label_votes`` as JSON;
 * ``zones``, ``relations``, ``changes``: one row each, in list order (column ``idx``).
 
-Saves are atomic: the file is written under a temporary name in the destination directory,
-committed, closed, fsynced and moved over the destination with :func:`os.replace`, so a crash or
+Saves are atomic: the file is written under a temporary name in the destination directory
+(without a journal: nobody else sees it yet), switched to WAL mode, closed, fsynced and moved
+over the destination with :func:`os.replace` (keeping the old file's mode), so a crash or
 kill at any moment leaves either the previous file or the new one, never a mix. One writer per
 path at a time is assumed (the node serialises saves); temporary files left by a killed save are
 removed by the next save to the same path.
@@ -25,6 +26,7 @@ import logging
 import math
 import os
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -198,10 +200,17 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
         raise InvalidInput(f"cannot save to {path}: {exc}") from exc
     os.close(fd)
     try:
+        # mkstemp makes the file private (0600): keep the mode of the file being replaced
+        mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path) else 0o644
+        os.chmod(tmp, mode)
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            # The temporary file is private until os.replace: it needs no journal, and one
+            # fsync at the end replaces SQLite's (writing through a WAL would copy every page
+            # twice). It is switched to WAL mode before it is published.
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA page_size=16384")
             conn.execute("BEGIN")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -257,8 +266,8 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
                 ),
             )
             conn.execute("COMMIT")
-            # Fold the WAL into the main file so the temporary file is complete on its own.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
+                raise sqlite3.OperationalError("could not switch the file to WAL mode")
         finally:
             conn.close()
         with open(tmp, "rb+") as f:

@@ -313,3 +313,12 @@ def test_save_refuses_inconsistent_snapshots(tmp_path: Path) -> None:
         save_memory(path, nan)
     assert_same(first, load_memory(path))
     assert sorted(os.listdir(tmp_path)) == ["memory.db"]
+
+
+def test_file_mode_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    save_memory(str(path), make_snapshot(1))
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o600)
+    save_memory(str(path), make_snapshot(2))
+    assert path.stat().st_mode & 0o777 == 0o600
