@@ -406,7 +406,7 @@ class TraceOp:
 
 @dataclass
 class TraceResult:
-    """Outcome of :func:`replay_trace`."""
+    """Outcome of :func:`replay`."""
 
     policy: str
     capacity: int
@@ -420,8 +420,13 @@ class TraceResult:
         self.hit_rate = self.hits / total if total else 0.0
 
 
-def replay_trace(trace: Sequence[TraceOp], config: ShortTermConfig) -> TraceResult:
-    """Replay ``trace`` on a fresh :class:`ShortTermMemory`; hit rate of its queries."""
+def replay_trace(trace: Sequence[TraceOp], config: ShortTermConfig) -> float:
+    """Hit rate of the queries of ``trace`` replayed on a fresh :class:`ShortTermMemory`."""
+    return replay(trace, config).hit_rate
+
+
+def replay(trace: Sequence[TraceOp], config: ShortTermConfig) -> TraceResult:
+    """Replay ``trace`` on a fresh :class:`ShortTermMemory`; hits, misses and evictions."""
     memory = ShortTermMemory(config)
     for step in trace:
         if step.op == "event":
@@ -537,7 +542,7 @@ def compare_policies(
     """Replay ``trace`` for every policy and capacity."""
     base = base or ShortTermConfig()
     return [
-        replay_trace(trace, dataclasses.replace(base, policy=policy, capacity=capacity))
+        replay(trace, dataclasses.replace(base, policy=policy, capacity=capacity))
         for capacity in capacities
         for policy in POLICIES
     ]

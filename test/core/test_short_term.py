@@ -16,6 +16,7 @@ from memory_node.core.short_term import (
     TraceOp,
     compare_policies,
     load_trace,
+    replay,
     replay_trace,
     save_trace,
     zipf_trace,
@@ -200,7 +201,9 @@ def test_replay_trace_counts_hits() -> None:
         TraceOp("event", "B", 3.0),
         TraceOp("query", "B", 4.0),
     ]
-    result = replay_trace(trace, ShortTermConfig(capacity=1, policy="lru"))
+    config = ShortTermConfig(capacity=1, policy="lru")
+    result = replay(trace, config)
+    assert replay_trace(trace, config) == pytest.approx(2 / 3)
     assert (result.hits, result.misses, result.evictions) == (2, 1, 1)
     assert result.hit_rate == pytest.approx(2 / 3)
 
