@@ -114,7 +114,7 @@ def _vec3(array: Any, what: str) -> bytes:
     return arr.tobytes()
 
 
-def _history_blob(history: Sequence[tuple[float, np.ndarray]], object_id: str) -> bytes:
+def _history_blob(history: Sequence[tuple[float, np.ndarray]]) -> bytes:
     rows = np.empty((len(history), 4), dtype=_F64)
     for i, (stamp, centre) in enumerate(history):
         rows[i, 0] = stamp
@@ -149,7 +149,7 @@ def _object_rows(objects: Sequence[SceneObject]) -> Iterator[tuple[Any, ...]]:
             int(obj.observations),
             int(bool(obj.present)),
             float(obj.miss_count),
-            _history_blob(obj.history, obj.id),
+            _history_blob(obj.history),
         )
 
 

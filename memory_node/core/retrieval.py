@@ -14,8 +14,9 @@ Without text, a ``near`` query ranks by ``1 / (1 + distance)``; with neither, ob
 recently seen first with score 0. Absent objects (kept as "last seen") are always candidates.
 
 Speed: the retriever keeps an index (ids, (N, 3) centres, (N, D) feature matrix, label codes,
-zone codes, flags) rebuilt only when the set of object ids changes or after
-:meth:`Retriever.invalidate`; query and label embeddings are cached (LRU); matrix-vector
+zone codes, flags): new ids append rows, removed ids or :meth:`Retriever.invalidate` without
+ids rebuild it, ``invalidate(ids)`` refreshes rows; query and label embeddings, and per-label
+scores of recent query texts, are cached (LRU); matrix-vector
 products avoid BLAS threads (see :func:`_matvec`). The facade must call
 ``invalidate(ids)`` after mutating objects in place (centre, feature, label, zone, presence).
 """
