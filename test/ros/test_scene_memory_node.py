@@ -258,3 +258,19 @@ def test_bad_frames_are_dropped_and_memory_unchanged(ros, scene):
     pub.pubs["rgb"].publish(conv.rgb_to_image(good.rgb, header))
     assert ros.wait_for(lambda: node.counters["frames_dropped"] >= dropped + 3), node.counters
     assert len(query(ros, k=10).objects) == n
+
+
+def test_planner_prompt_is_built_from_the_live_memory(ros, scene):
+    from memory_node.planner.client import fetch_prompt
+    from memory_node.ros.client import MemoryClient
+
+    node, pub = scene
+    feed(ros, node, pub, world(), [0.1 * (i + 1) for i in range(6)])
+    client = MemoryClient(context=ros.context, node_name="planner_test")
+    try:
+        prompt = fetch_prompt(client, "bring me the mug", max_tokens=300)
+    finally:
+        client.close()
+    user = prompt.messages[1]["content"]
+    assert "mug" in user.split("## Short-term")[0] and "appeared" in user
+    assert 0 < prompt.scene_tokens <= 300 and prompt.num_changes >= 3
