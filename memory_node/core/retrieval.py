@@ -271,9 +271,9 @@ class Retriever:
         index = self._index
         if index is not None and (len(objects) != len(index.keys) or objects.keys() != index.keys):
             # objects only added (the common case while mapping): append rows, else rebuild
-            if len(objects) > len(index.keys) and not (index.keys - objects.keys()):
-                added = [objects[k] for k in objects.keys() - index.keys]
-                added.sort(key=lambda o: o.id)
+            added_ids = objects.keys() - index.keys
+            if len(objects) == len(index.keys) + len(added_ids):  # nothing was removed
+                added = sorted((objects[k] for k in added_ids), key=lambda o: o.id)
                 if not index.append(added):
                     index = None
             else:
