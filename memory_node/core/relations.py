@@ -70,7 +70,7 @@ class RelationConfig:
 def _candidate_pairs(
     mins: np.ndarray, maxs: np.ndarray, config: RelationConfig, only: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Unordered index pairs (i < j) whose grown xy footprints share a hash cell.
+    """Unordered index pairs (i < j), each once, whose grown xy footprints share a hash cell.
 
     Args:
         mins: (N, 3) lower box corners, metres, map frame.
@@ -96,24 +96,33 @@ def _candidate_pairs(
             for cy in range(lo[i, 1], hi[i, 1] + 1):
                 buckets.setdefault((cx, cy), []).append(i)
     firsts, seconds = [], []
-    for members in buckets.values():
+    for (cx, cy), members in buckets.items():
         if len(members) < 2:
             continue
-        m = np.asarray(members, dtype=np.int64)
+        m = np.asarray(members, dtype=np.int64)  # increasing, so m[a] < m[b]
         a, b = np.triu_indices(len(m), k=1)
-        firsts.append(m[a])
-        seconds.append(m[b])
-    for i in big:
-        firsts.append(np.full(n - 1, i, dtype=np.int64))
-        seconds.append(np.delete(np.arange(n, dtype=np.int64), i))
+        mi, mj = m[a], m[b]
+        # two boxes share every cell of the overlap of their cell ranges: keep the pair only in
+        # its lowest one, so each pair comes out once (no np.unique over all pairs)
+        keep = (np.maximum(lo[mi, 0], lo[mj, 0]) == cx) & (np.maximum(lo[mi, 1], lo[mj, 1]) == cy)
+        firsts.append(mi[keep])
+        seconds.append(mj[keep])
+    if big:
+        is_big = np.zeros(n, dtype=bool)
+        is_big[big] = True
+        everyone = np.arange(n, dtype=np.int64)
+        for i in big:
+            others = everyone[(~is_big) | (everyone > i)]
+            others = others[others != i]
+            firsts.append(np.minimum(others, i))
+            seconds.append(np.maximum(others, i))
     if not firsts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     i_all, j_all = np.concatenate(firsts), np.concatenate(seconds)
     if only is not None:
-        keep = only[i_all] | only[j_all]
-        i_all, j_all = i_all[keep], j_all[keep]
-    packed = np.unique(np.minimum(i_all, j_all) * n + np.maximum(i_all, j_all))
-    return packed // n, packed % n
+        keep_only = only[i_all] | only[j_all]
+        i_all, j_all = i_all[keep_only], j_all[keep_only]
+    return i_all, j_all
 
 
 def _inside_fraction(subject: SceneObject, pmin: np.ndarray, pmax: np.ndarray) -> float:

@@ -210,12 +210,18 @@ def _label_embedding(
     return labels
 
 
-def _xy_iou(a_min: np.ndarray, a_max: np.ndarray, b_min: np.ndarray, b_max: np.ndarray) -> float:
-    inter = np.prod(
-        np.clip(np.minimum(a_max[:2], b_max[:2]) - np.maximum(a_min[:2], b_min[:2]), 0, None)
+def _xy_iou_matrix(
+    a_lo: np.ndarray, a_hi: np.ndarray, b_lo: np.ndarray, b_hi: np.ndarray
+) -> np.ndarray:
+    """Return the (A, B) IoU of xy rectangles given (A, 2)/(B, 2) corners, metres."""
+    ext = np.clip(
+        np.minimum(a_hi[:, None], b_hi[None]) - np.maximum(a_lo[:, None], b_lo[None]), 0, None
     )
-    union = np.prod(a_max[:2] - a_min[:2]) + np.prod(b_max[:2] - b_min[:2]) - inter
-    return float(inter / union) if union > 0 else 0.0
+    inter = ext[..., 0] * ext[..., 1]
+    area_a = np.prod(a_hi - a_lo, axis=1)[:, None]
+    area_b = np.prod(b_hi - b_lo, axis=1)[None]
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def _zone_index(zone_id: str) -> int:
@@ -231,15 +237,23 @@ def _assign_ids(
 ) -> list[str]:
     ids = [""] * len(groups)
     if previous and groups:
-        score = np.zeros((len(groups), len(previous)))
+        # shared objects: count, per group, its members held by each previous zone
+        zone_of_prev = {oid: j for j, z in enumerate(previous) for oid in z.object_ids}
+        shared = np.zeros((len(groups), len(previous)))
         for i, members in enumerate(groups):
-            mset = set(members)
-            for j, zone in enumerate(previous):
-                pset = set(zone.object_ids)
-                shared = len(mset & pset) / min(len(mset), len(pset)) if mset and pset else 0.0
-                pmin = np.asarray(zone.center) - 0.5 * np.asarray(zone.size)
-                pmax = np.asarray(zone.center) + 0.5 * np.asarray(zone.size)
-                score[i, j] = max(shared, _xy_iou(boxes[i][0], boxes[i][1], pmin, pmax))
+            for oid in members:
+                j = zone_of_prev.get(oid)
+                if j is not None:
+                    shared[i, j] += 1
+        sizes_new = np.array([max(len(g), 1) for g in groups], dtype=np.float64)[:, None]
+        sizes_old = np.array([max(len(z.object_ids), 1) for z in previous], np.float64)[None]
+        overlap = shared / np.minimum(sizes_new, sizes_old)
+        p_center = np.array([np.asarray(z.center, np.float64)[:2] for z in previous])
+        p_half = 0.5 * np.array([np.asarray(z.size, np.float64)[:2] for z in previous])
+        g_lo = np.array([lo[:2] for lo, _ in boxes])
+        g_hi = np.array([hi[:2] for _, hi in boxes])
+        iou = _xy_iou_matrix(g_lo, g_hi, p_center - p_half, p_center + p_half)
+        score = np.maximum(overlap, iou)
         rows, cols = linear_sum_assignment(-score)
         for i, j in zip(rows, cols, strict=True):
             if score[i, j] >= min_overlap:
@@ -252,23 +266,37 @@ def _assign_ids(
     return ids
 
 
-def _is_bridge(label: str, config: ZoneConfig) -> bool:
-    words = _WORD.findall(label.lower())
-    bridges = {w.strip() for w in config.bridge_labels.split(",") if w.strip()}
-    return bool(words) and any(w in bridges for w in words)
+def _bridge_words(config: ZoneConfig) -> set[str]:
+    return {w.strip().lower() for w in config.bridge_labels.split(",") if w.strip()}
 
 
-def _nearest_zone(
-    center: np.ndarray, boxes: list[tuple[np.ndarray, np.ndarray]], grow: float
-) -> int:
-    """Index of the zone whose footprint grown by ``grow`` holds ``center`` (nearest); -1."""
-    best, best_d = -1, np.inf
-    for z, (lo, hi) in enumerate(boxes):
-        if np.all(center[:2] >= lo[:2] - grow) and np.all(center[:2] <= hi[:2] + grow):
-            d = float(np.linalg.norm(center[:2] - 0.5 * (lo[:2] + hi[:2])))
-            if d < best_d:
-                best, best_d = z, d
-    return best
+def _is_bridge(label: str, bridges: set[str]) -> bool:
+    return any(w in bridges for w in _WORD.findall(label.lower()))
+
+
+def _nearest_zones(
+    centers: np.ndarray, boxes: list[tuple[np.ndarray, np.ndarray]], grow: float
+) -> np.ndarray:
+    """Return, per centre, the zone whose footprint grown by ``grow`` holds it (nearest).
+
+    Args:
+        centers: (M, 3) metres, map frame.
+        boxes: zone (lower, upper) corners, metres.
+        grow: footprint growth, metres.
+
+    Returns:
+        (M,) int64 zone index, -1 where no zone holds the centre.
+    """
+    if not boxes or not len(centers):
+        return np.full(len(centers), -1, dtype=np.int64)
+    lo = np.array([b[0][:2] for b in boxes]) - grow
+    hi = np.array([b[1][:2] for b in boxes]) + grow
+    mid = 0.5 * (lo + hi)
+    xy = centers[:, None, :2]
+    inside = np.all((xy >= lo[None]) & (xy <= hi[None]), axis=2)
+    dist = np.where(inside, np.linalg.norm(xy - mid[None], axis=2), np.inf)
+    best = np.argmin(dist, axis=1)
+    return np.where(inside.any(axis=1), best, -1)
 
 
 def _cluster(
@@ -298,26 +326,28 @@ def _cluster(
     order = np.argsort(gap[keep], kind="stable")
     edges_i, edges_j = i_idx[keep][order], j_idx[keep][order]
 
-    parent = np.arange(n)
-    lo = mins[:, :2].copy()
-    hi = maxs[:, :2].copy()
-    limit = config.max_zone_extent_m
+    # union-find on Python lists (per-edge numpy calls would dominate)
+    parent = list(range(n))
+    rect = [list(r) for r in np.concatenate([mins[:, :2], maxs[:, :2]], axis=1).tolist()]
+    limit = config.max_zone_extent_m if config.max_zone_extent_m > 0 else float("inf")
 
     def find(a: int) -> int:
         while parent[a] != a:
             parent[a] = parent[parent[a]]
-            a = int(parent[a])
+            a = parent[a]
         return a
 
     for a, b in zip(edges_i.tolist(), edges_j.tolist(), strict=True):
         ra, rb = find(a), find(b)
         if ra == rb:
             continue
-        new_lo, new_hi = np.minimum(lo[ra], lo[rb]), np.maximum(hi[ra], hi[rb])
-        if limit > 0 and np.any(new_hi - new_lo > limit):
+        x0, y0, x1, y1 = rect[ra]
+        u0, v0, u1, v1 = rect[rb]
+        nx0, ny0, nx1, ny1 = min(x0, u0), min(y0, v0), max(x1, u1), max(y1, v1)
+        if nx1 - nx0 > limit or ny1 - ny0 > limit:
             continue
         parent[rb] = ra
-        lo[ra], hi[ra] = new_lo, new_hi
+        rect[ra] = [nx0, ny0, nx1, ny1]
     groups: dict[int, list[int]] = {}
     for k in idx.tolist():
         groups.setdefault(find(k), []).append(k)
@@ -352,7 +382,8 @@ def compute_zones(
     mins, maxs = centers - half, centers + half
     n = len(present)
     link = config.link_distance_m
-    linkable = np.array([not _is_bridge(o.label, config) for o in present], dtype=bool)
+    bridges = _bridge_words(config)
+    linkable = np.array([not _is_bridge(o.label, bridges) for o in present], dtype=bool)
     groups = [g for g in _cluster(mins, maxs, linkable, config) if len(g) >= config.min_objects]
     boxes = [(mins[g].min(axis=0), maxs[g].max(axis=0)) for g in groups]
     member_ids = [[present[k].id for k in g] for g in groups]
@@ -360,17 +391,15 @@ def compute_zones(
     # absent objects and doors/windows join the zone whose grown footprint holds their centre
     # (nearest centre), without changing its box
     extra: list[list[str]] = [[] for _ in groups]
-    for k, obj in enumerate(present):
-        if not linkable[k]:
-            z = _nearest_zone(np.asarray(obj.center, np.float64).reshape(3), boxes, link)
-            if z >= 0:
-                extra[z].append(obj.id)
-    for obj in objects:
-        if obj.present or not groups or not np.isfinite(obj.center).all():
-            continue
-        z = _nearest_zone(np.asarray(obj.center, np.float64).reshape(3), boxes, link)
+    joining = [o for k, o in enumerate(present) if not linkable[k]] + [
+        o for o in objects if not o.present and np.isfinite(o.center).all()
+    ]
+    joining_centers = np.array(
+        [np.asarray(o.center, np.float64).reshape(3) for o in joining]
+    ).reshape(-1, 3)
+    for obj, z in zip(joining, _nearest_zones(joining_centers, boxes, link), strict=True):
         if z >= 0:
-            extra[z].append(obj.id)
+            extra[int(z)].append(obj.id)
 
     descriptions = [
         describe([present[k].label for k in g], config.max_labels_in_description) for g in groups

@@ -103,8 +103,10 @@ def test_spatial_hash_matches_brute_force() -> None:
 def test_spatial_hash_prunes_pairs() -> None:
     objects = random_scene(400, seed=2)[:-1]
     mins, maxs = rel._boxes(objects)
-    i_idx, _ = rel._candidate_pairs(mins, maxs, RelationConfig())
+    i_idx, j_idx = rel._candidate_pairs(mins, maxs, RelationConfig())
     assert 0 < len(i_idx) < 0.2 * (400 * 399 / 2)
+    assert np.all(i_idx < j_idx)
+    assert len(set(zip(i_idx.tolist(), j_idx.tolist(), strict=True))) == len(i_idx)  # once each
 
 
 @pytest.mark.parametrize("seed", [3, 4])
