@@ -47,8 +47,13 @@ class AssociationConfig:
     geometric_weight: float = param(1.0, "weight of geometric agreement", min_value=0.0)
     label_weight: float = param(0.5, "weight of label agreement", min_value=0.0)
     feature_weight: float = param(0.5, "weight of feature cosine similarity", min_value=0.0)
-    label_mismatch_blocks: bool = param(
-        True, "two different known labels never associate (a mug is not merged into a table)"
+    label_mismatch_min_overlap: float = param(
+        0.6,
+        "a detection whose label differs from an object's associates only when this share of "
+        "the smaller voxel set overlaps (a flipped label on the same thing), never a mug with "
+        "the table under it",
+        min_value=0.0,
+        max_value=1.01,
     )
     moved_min_displacement_m: float = param(
         0.3, "re-identified elsewhere farther than this = MOVED, metres", min_value=0.0
@@ -78,9 +83,7 @@ class DetectionGeometry:
     box_max: np.ndarray
 
 
-def detection_geometry(
-    det: Detection, fine: float, config: AssociationConfig
-) -> DetectionGeometry:
+def detection_geometry(det: Detection, config: AssociationConfig) -> DetectionGeometry:
     """Coarse keys, voxel centres, centre and box of a detection (metres, map frame)."""
     centers = det.means
     lo = centers.min(axis=0).astype(np.float64)
@@ -95,12 +98,12 @@ def detection_geometry(
 
 
 def geometric_score(
-    dg: DetectionGeometry, model: ObjectModel, fine: float, config: AssociationConfig
-) -> float:
-    """Geometric agreement of a detection and an object, in [0, 1]."""
+    dg: DetectionGeometry, model: ObjectModel, config: AssociationConfig
+) -> tuple[float, float]:
+    """Geometric agreement of a detection and an object, and their voxel overlap, in [0, 1]."""
     ok = model.coarse_keys(config.overlap_voxel_m)
     if ok.size == 0 or dg.coarse.size == 0:
-        return 0.0
+        return 0.0, 0.0
     inter = np.intersect1d(dg.coarse, ok, assume_unique=True).size
     overlap = inter / min(dg.coarse.size, ok.size)
     obj = model.obj
@@ -114,7 +117,7 @@ def geometric_score(
     if config.center_distance_m > 0:
         d = float(np.linalg.norm(dg.center - obj.center))
         prox = max(0.0, 1.0 - d / config.center_distance_m)
-    return max(overlap, 0.5 * inside, 0.5 * prox)
+    return max(overlap, 0.5 * inside, 0.5 * prox), overlap
 
 
 def labels_agree(det_label: str, obj_label: str) -> float | None:
@@ -135,19 +138,25 @@ def pair_score(
     det: Detection,
     dg: DetectionGeometry,
     model: ObjectModel,
-    fine: float,
     config: AssociationConfig,
 ) -> float:
-    """Association score of a pair, or ``INFEASIBLE``."""
+    """Association score of a pair, or ``INFEASIBLE``.
+
+    Different known labels are infeasible unless the voxels overlap by at least
+    ``label_mismatch_min_overlap`` (the same thing seen again under a flipped label: the vote
+    decides the label); such a pair then scores ``-label_weight`` for the disagreement.
+    """
     agree = labels_agree(det.label, model.obj.label)
-    if agree is None and config.label_mismatch_blocks:
-        return INFEASIBLE
-    geo = geometric_score(dg, model, fine, config)
+    geo, overlap = geometric_score(dg, model, config)
     if geo < config.min_geometric_score:
         return INFEASIBLE
+    if agree is None:
+        if overlap < config.label_mismatch_min_overlap:
+            return INFEASIBLE
+        agree = -1.0
     return (
         config.geometric_weight * geo
-        + config.label_weight * (agree or 0.0)
+        + config.label_weight * agree
         + config.feature_weight * feature_similarity(det.feature, model.obj.feature)
     )
 

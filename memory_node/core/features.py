@@ -58,6 +58,12 @@ class FeatureConfig:
         "encoded so far",
         min_value=1.0,
     )
+    min_crop_px: int = param(
+        24,
+        "clip: detections whose box is narrower or shorter than this (full-resolution pixels) "
+        "are not encoded (too small to say anything)",
+        min_value=1,
+    )
     crop_padding_px: int = param(
         8, "clip: pixels added around a detection's box before cropping", min_value=0
     )

@@ -167,6 +167,7 @@ class SceneMemory:
         self._encoder: LabelTextEncoder | ClipEncoder | None = None
         self._encoder_ready = False
         self._encode_budget = 0  # crops that may still be encoded in the current frame
+        self._crops_encoded = 0
         self._retriever: Retriever | None = None
         self._reset_state()
         self._last_stamp: float | None = None
@@ -182,6 +183,7 @@ class SceneMemory:
         cfg = self.config
         self._models: dict[str, ObjectModel] = {}
         self._objects: dict[str, SceneObject] = {}  # confirmed objects, the public graph
+        self._tentative: set[str] = set()  # ids of objects not yet confirmed
         self._by_label: dict[str, set[str]] = {}
         self._index = GridIndex(cfg.mapping.index_cell_m)
         self._patches = PatchLayer(cfg.mapping.patch_size_m or 1.0)
@@ -320,7 +322,7 @@ class SceneMemory:
                 emb = encoder.encode_labels([d.label for d in labelled])
                 for d, e in zip(labelled, emb, strict=True):
                     d.feature = e
-        geoms = [detection_geometry(d, vs, cfg.association) for d in detections]
+        geoms = [detection_geometry(d, cfg.association) for d in detections]
 
         # --- association by geometry + label + feature -------------------------------------
         matches = self._associate(detections, geoms)
@@ -410,6 +412,7 @@ class SceneMemory:
             if model.obj.observations >= cfg.mapping.min_observations_to_confirm:
                 model.confirmed = True
                 self._objects[oid] = model.obj
+                self._tentative.discard(oid)
                 report.num_confirmed += 1
                 events.append(
                     ChangeEvent(
@@ -442,11 +445,12 @@ class SceneMemory:
             and self._frames_accepted % cfg.mapping.merge_every_n_frames == 0
         ):
             self._merge_duplicates()
-        if changed & set(self._objects) or report.num_confirmed:
+        changed_confirmed = [oid for oid in changed if oid in self._objects]
+        if changed_confirmed:
             self._graph_dirty = True
-            self._graph_changed |= changed
+            self._graph_changed.update(changed_confirmed)
             if self._retriever is not None:
-                self._retriever.invalidate(changed & set(self._objects))
+                self._retriever.invalidate(changed_confirmed)
         self._frames_since_graph += 1
         self._ensure_graph(force=False)
 
@@ -479,11 +483,10 @@ class SceneMemory:
             return {}
         col = {oid: j for j, oid in enumerate(columns)}
         scores = np.full((len(detections), len(columns)), INFEASIBLE)
-        vs = cfg.mapping.voxel_size_m
         for i, ids in enumerate(cand_lists):
             for oid in ids:
                 scores[i, col[oid]] = pair_score(
-                    detections[i], geoms[i], self._models[oid], vs, cfg.association
+                    detections[i], geoms[i], self._models[oid], cfg.association
                 )
         return {i: columns[j] for i, j in assign(scores)}
 
@@ -548,9 +551,13 @@ class SceneMemory:
             if obj.present and not seen_through and 0.0 <= unseen < cfg.moved_min_unseen_s:
                 continue
             sim = 0.0
-            if isinstance(self._encoder, ClipEncoder):
-                if det.feature is None or obj.feature is None:
-                    continue
+            if (
+                isinstance(self._encoder, ClipEncoder)
+                and det.feature is not None
+                and obj.feature is not None
+            ):
+                # Image features on both sides must agree; without them (crop budget spent,
+                # crop too small) the label alone decides, as with features off.
                 sim = feature_similarity(det.feature, obj.feature)
                 if sim < cfg.moved_min_feature_similarity:
                     continue
@@ -629,11 +636,19 @@ class SceneMemory:
         self, rgb: np.ndarray, dets: list[Detection], encoder: ClipEncoder
     ) -> None:
         """Encode the first crops of ``dets`` within the frame's remaining budget (in place)."""
-        todo = [d for d in dets if d.feature is None]
+        m = self.config.features.min_crop_px
+        todo = [
+            d
+            for d in dets
+            if d.feature is None
+            and d.bbox_px[2] - d.bbox_px[0] >= m
+            and d.bbox_px[3] - d.bbox_px[1] >= m
+        ]
         if not todo or self._encode_budget <= 0:
             return
         todo = todo[: self._encode_budget]
         self._encode_budget -= len(todo)
+        self._crops_encoded += len(todo)
         feats = encoder.encode_crops(np.asarray(rgb), [d.bbox_px for d in todo])
         for d, f in zip(todo, feats, strict=True):
             d.feature = f
@@ -695,6 +710,8 @@ class SceneMemory:
         self._models[oid] = model
         if model.confirmed:
             self._objects[oid] = model.obj
+        else:
+            self._tentative.add(oid)
         if model.obj.label:
             self._by_label.setdefault(model.obj.label, set()).add(oid)
         self._index.update(oid, model.obj.box_min, model.obj.box_max)
@@ -703,6 +720,7 @@ class SceneMemory:
         model = self._models.pop(oid, None)
         if model is None:
             return
+        self._tentative.discard(oid)
         if self._objects.pop(oid, None) is not None:
             self._graph_dirty = True
             self._graph_changed.add(oid)
@@ -730,9 +748,7 @@ class SceneMemory:
     def _prune_tentative(self, stamp: float) -> None:
         timeout = self.config.mapping.tentative_timeout_s
         stale = [
-            oid
-            for oid, m in self._models.items()
-            if not m.confirmed and stamp - m.obj.last_seen > timeout
+            oid for oid in self._tentative if stamp - self._models[oid].obj.last_seen > timeout
         ]
         for oid in stale:
             self._remove_model(oid)
@@ -770,6 +786,7 @@ class SceneMemory:
                     self._relabel(keep_id, old_label, keep.obj.label)
                 if keep.confirmed:
                     self._objects[keep_id] = keep.obj
+                    self._tentative.discard(keep_id)
                 self._index.update(keep_id, keep.obj.box_min, keep.obj.box_max)
                 self._graph_dirty = True
                 self._graph_changed |= {keep_id, drop_id}
@@ -970,6 +987,7 @@ class SceneMemory:
             "events": self._events_total,
             "short_term_entries": len(self._short_term),
             "ignored_instance_ids": self._ignored_ids,
+            "crops_encoded": self._crops_encoded,
             "last_ingest_ms": 1000.0 * self._last_ingest_s,
             "next_object_index": self._next_index,
         }

@@ -102,10 +102,15 @@ def test_pair_score_needs_overlap_and_compatible_labels() -> None:
     same = cube((0.01, 0, 0), label="mug")
     far = cube((1.0, 0, 0), label="mug")
     other = cube((0, 0, 0), label="table")
-    s_same = pair_score(same, detection_geometry(same, VS, acfg), m, VS, acfg)
+    s_same = pair_score(same, detection_geometry(same, acfg), m, acfg)
     assert s_same > 1.0  # geometry ~1 + label 0.5
-    assert pair_score(far, detection_geometry(far, VS, acfg), m, VS, acfg) == INFEASIBLE
-    assert pair_score(other, detection_geometry(other, VS, acfg), m, VS, acfg) == INFEASIBLE
+    assert pair_score(far, detection_geometry(far, acfg), m, acfg) == INFEASIBLE
+    # A different label on the very same voxels: feasible (a flipped label), but scored lower.
+    s_other = pair_score(other, detection_geometry(other, acfg), m, acfg)
+    assert np.isfinite(s_other) and s_other < s_same - 0.9
+    # A different label that only touches the object (a mug on a table): infeasible.
+    touching = cube((0.0, 0.0, 0.17), label="table")
+    assert pair_score(touching, detection_geometry(touching, acfg), m, acfg) == INFEASIBLE
 
 
 def test_assign_maximises_total_score_over_feasible_pairs() -> None:

@@ -180,6 +180,22 @@ def test_state_change_is_reported() -> None:
     assert next(iter(mem.objects.values())).state == "open"
 
 
+def test_a_flipped_label_on_the_same_object_is_a_vote_not_a_new_object() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate(), mug(center=(2.5, 0.0, 0.6))])  # mug on the crate
+    clock = Clock()
+    feed(mem, world, clock, 3)
+    f = view(world, clock())
+    assert f.instance_labels is not None
+    f.instance_labels[1] = ("box", 1.0)  # the segmenter calls the crate a box once
+    r = mem.ingest(f)
+    assert r.num_new == 0 and not r.events
+    labels = sorted(o.label for o in mem.objects.values())
+    assert labels == ["crate", "mug"]  # the mug on top never merged into the crate
+    (c,) = by_label(mem, "crate")
+    assert c.label_votes == {"crate": 3.0, "box": 1.0} and c.label_confidence == 0.75
+
+
 def test_single_frame_noise_is_not_an_object() -> None:
     mem = SceneMemory(config(mapping__min_observations_to_confirm=2))
     clock = Clock()
