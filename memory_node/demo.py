@@ -205,6 +205,8 @@ def answer_where(client: Any, label: str, k: int = 3) -> dict[str, Any]:
     """Ask 'where is the <label>?' and return the answer as a record."""
     res = client.query(text=label, k=k)
     objs = objects_of(res.objects) if res.success else []
+    same = [o for o in objs if o.label == label]
+    objs = same or objs
     return {
         "question": f"where is the {label}?",
         "success": res.success,
@@ -329,11 +331,11 @@ def plot_top_down(
     with Simulator(episode.build_scene(), SimConfig()) as sim:
         view = sim.render_top_down(1400)
     fig, ax = plt.subplots(
-        figsize=(16, 16 * (view.hi[1] - view.lo[1]) / (view.hi[0] - view.lo[0]))
+        figsize=(16, 16 * (view.max_xy[1] - view.min_xy[1]) / (view.max_xy[0] - view.min_xy[0]))
     )
     ax.imshow(
         view.rgb,
-        extent=(view.lo[0], view.hi[0], view.lo[1], view.hi[1]),
+        extent=(view.min_xy[0], view.max_xy[0], view.min_xy[1], view.max_xy[1]),
         alpha=0.45,
         origin="upper",
     )
@@ -394,8 +396,8 @@ def plot_top_down(
             ax.plot([g.center[0], m.center[0]], [g.center[1], m.center[1]], "-", c="k", lw=0.6)
     ax.plot([], [], "--", c="tab:green", label="ground-truth boxes (end of episode)")
     ax.set_aspect("equal")
-    ax.set_xlim(view.lo[0], view.hi[0])
-    ax.set_ylim(view.lo[1], view.hi[1])
+    ax.set_xlim(view.min_xy[0], view.max_xy[0])
+    ax.set_ylim(view.min_xy[1], view.max_xy[1])
     ax.set_xlabel("x (m, map)")
     ax.set_ylabel("y (m, map)")
     ax.set_title(title)
@@ -555,7 +557,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         gt_on = sorted(
             next((g.label for g in gt_objects_at(gt, end) if g.name == r["subject"]), r["subject"])
-            for r in gt.get("relations", {}).get("end", [])
+            for r in gt.get("relations", {}).get("final", [])
             if r["object"] == "kitchen/table_0"
         )
         print("\nQ: what is on the kitchen table?")
