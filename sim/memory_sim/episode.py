@@ -707,10 +707,21 @@ class EpisodeRunner:
                 f"{self.episode.path}: episode finished ({self.frame_count} frames)"
             )
         t = (self.sim.frame_index + 1) * self.sim.dt
+        self.apply_events_until(t)
+        return self.sim.step(self.trajectory.pose_at(t))
+
+    def apply_events_until(self, t: float) -> int:
+        """Apply every pending event scheduled at or before ``t`` seconds; return how many.
+
+        :meth:`step` calls it before each frame; calling it directly fast-forwards the scene
+        without rendering (the simulator's clock does not move).
+        """
+        done = 0
         while self._next_event < len(self.events) and self.events[self._next_event].time_s <= t:
             self._apply(self.events[self._next_event])
             self._next_event += 1
-        return self.sim.step(self.trajectory.pose_at(t))
+            done += 1
+        return done
 
     def _apply(self, e: Event) -> None:
         """Apply one event to the simulator at its scheduled time."""

@@ -193,8 +193,13 @@ class TrajectoryBuilder:
             key=lambda r: math.hypot(r.center_xy[0] - k.x, r.center_xy[1] - k.y),
         ).name
 
-    def goto_room(self, goal: str, clearance: float = 0.6) -> None:
-        """Drive through doorways to the centre of room ``goal``."""
+    def goto_room(self, goal: str, clearance: float = 1.1) -> None:
+        """Drive through doorways to the centre of room ``goal``.
+
+        Each doorway is crossed straight along its normal, from ``clearance`` metres before it
+        to ``clearance`` metres after it: more than a door leaf's width, so an open door
+        (swung 90 degrees into a room) is never clipped.
+        """
         path = self.room_path(self.current_room(), goal)
         for a, b in itertools.pairwise(path):
             portal = next(p for p in self.scene.portals if {p.room_a, p.room_b} == {a, b})

@@ -194,6 +194,19 @@ def test_shipped_episodes_plan_and_validate() -> None:
     assert counts["soak_long.yaml"] >= 2000
 
 
+@pytest.mark.parametrize("name", ["full_tour.yaml", "tour_changes_tour.yaml", "soak_long.yaml"])
+def test_shipped_camera_paths_never_go_through_objects(name: str) -> None:
+    episode = load_episode(str(EPISODES / name))
+    with EpisodeRunner(episode, _config(rate_hz=10.0)) as runner:
+        for t in np.arange(0.1, runner.trajectory.duration, 0.2):
+            runner.apply_events_until(float(t))
+            p = runner.trajectory.pose_at(float(t))[:3, 3]
+            for o in runner.sim.objects():
+                inside = np.all(o.box_min - 0.05 <= p) and np.all(p <= o.box_max + 0.05)
+                assert not inside, (name, round(float(t), 1), o.name, o.state)
+        assert len(runner.sim.changes) == len(runner.events)
+
+
 def test_tour_changes_tour_changes_happen_elsewhere() -> None:
     episode = load_episode(str(EPISODES / "tour_changes_tour.yaml"))
     with EpisodeRunner(episode, _config(rate_hz=10.0)) as runner:
