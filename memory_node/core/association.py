@@ -58,12 +58,6 @@ class AssociationConfig:
     moved_min_displacement_m: float = param(
         0.3, "re-identified elsewhere farther than this = MOVED, metres", min_value=0.0
     )
-    moved_min_unseen_s: float = param(
-        2.0,
-        "an object still believed present may be re-identified elsewhere only when it has not "
-        "been seen for this long, seconds",
-        min_value=0.0,
-    )
     moved_min_feature_similarity: float = param(
         0.75,
         "clip features: least cosine between a detection and a re-identified object",

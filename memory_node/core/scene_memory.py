@@ -54,6 +54,7 @@ from memory_node.core.fusion import (
     merge_models,
     models_from_objects,
     new_model,
+    refresh_geometry,
     replace_geometry,
     update_feature,
 )
@@ -106,6 +107,11 @@ class SceneMemoryConfig:
     short_term: ShortTermConfig = field(default_factory=ShortTermConfig)
     max_render_objects: int = param(
         100000, "largest max_objects a render request may ask for", min_value=1
+    )
+    max_pending_events: int = param(
+        10000,
+        "events kept for drain_events() when nobody drains them (oldest dropped first)",
+        min_value=1,
     )
 
 
@@ -168,6 +174,7 @@ class SceneMemory:
         self._encoder_ready = False
         self._encode_budget = 0  # crops that may still be encoded in the current frame
         self._crops_encoded = 0
+        self._pending_dropped = 0
         self._retriever: Retriever | None = None
         self._reset_state()
         self._last_stamp: float | None = None
@@ -387,6 +394,12 @@ class SceneMemory:
                 continue
             model.obj.miss_count += 1.0
             if model.obj.present and model.obj.miss_count >= cfg.visibility.misses_to_absent:
+                relocated = self._relocate(model, stamp, events)
+                if relocated is not None:
+                    changed.add(oid)
+                    changed.discard(relocated)
+                    report.num_moved += 1
+                    continue
                 model.obj.present = False
                 report.num_disappeared += 1
                 changed.add(oid)
@@ -457,6 +470,10 @@ class SceneMemory:
         for event in events:
             self._short_term.record(event)
         self._pending.extend(events)
+        excess = len(self._pending) - cfg.max_pending_events
+        if excess > 0:
+            del self._pending[:excess]
+            self._pending_dropped += excess
         self._events_total += len(events)
         report.events = events
         report.duration_s = time.perf_counter() - t0
@@ -527,9 +544,12 @@ class SceneMemory:
     ) -> str | None:
         """Find the confirmed object an unmatched detection re-identifies (its id, or None).
 
-        A candidate has the detection's label, was not matched this frame, is not visibly still
-        at its old place, and either is absent, was seen through this frame, or has not been
-        seen for ``moved_min_unseen_s``. With image features, its feature must also agree.
+        A candidate has the detection's label, was not matched this frame, and its old place is
+        verified empty: it is absent, or this frame sees through it. (An object merely not seen
+        for a while is not a candidate: in a house with several mugs, the second mug seen is
+        another mug, not the first one moved. When the new place is seen before the old one,
+        :meth:`_relocate` links the two once the old place is found empty.) With image features
+        on both sides, they must also agree.
         """
         if not det.label:
             return None
@@ -547,8 +567,7 @@ class SceneMemory:
             if ev is not None and ev.is_there(vis):
                 continue
             seen_through = ev is not None and ev.is_miss(vis)
-            unseen = stamp - obj.last_seen
-            if obj.present and not seen_through and 0.0 <= unseen < cfg.moved_min_unseen_s:
+            if obj.present and not seen_through:
                 continue
             sim = 0.0
             if (
@@ -567,6 +586,76 @@ class SceneMemory:
             if best is None or key < best[0]:
                 best = (key, oid)
         return None if best is None else best[1]
+
+    def _relocate(self, model: ObjectModel, stamp: float, events: list[ChangeEvent]) -> str | None:
+        """Link an object found missing to a same-label object first seen after it (MOVED).
+
+        Called when ``model``'s place is verified empty. A confirmed, present object with the
+        same label whose ``first_seen`` is later than ``model``'s ``last_seen`` (it appeared
+        while this one was out of sight), at least ``moved_min_displacement_m`` away, and (with
+        image features on both) similar enough, is taken to be this object moved: ``model``
+        keeps its id and takes the other's geometry, the other id is removed, and a MOVED event
+        replaces the DISAPPEARED one. Returns the removed id, or None when nothing matches.
+        """
+        cfg = self.config.association
+        obj = model.obj
+        best: tuple[tuple[float, float], str] | None = None
+        for oid in self._by_label.get(obj.label, ()):
+            other = self._models[oid]
+            o = other.obj
+            if oid == obj.id or not other.confirmed or not o.present:
+                continue
+            if o.first_seen <= obj.last_seen:
+                continue
+            dist = float(np.linalg.norm(o.center - obj.center))
+            if dist < cfg.moved_min_displacement_m:
+                continue
+            sim = 0.0
+            if (
+                isinstance(self._encoder, ClipEncoder)
+                and obj.feature is not None
+                and o.feature is not None
+            ):
+                sim = feature_similarity(obj.feature, o.feature)
+                if sim < cfg.moved_min_feature_similarity:
+                    continue
+            key = (-sim, -o.first_seen)
+            if best is None or key < best[0]:
+                best = (key, oid)
+        if best is None:
+            return None
+        other = self._models[best[1]]
+        old_center = obj.center.copy()
+        model.keys, model.means, model.hits = other.keys, other.means, other.hits
+        for lab, v in other.obj.label_votes.items():
+            obj.label_votes[lab] = obj.label_votes.get(lab, 0.0) + v
+        obj.observations += other.obj.observations
+        obj.last_seen = max(obj.last_seen, other.obj.last_seen)
+        if other.obj.state:
+            obj.state = other.obj.state
+        if other.obj.feature is not None and obj.feature is None:
+            obj.feature = other.obj.feature
+        obj.present = True
+        obj.miss_count = 0.0
+        refresh_geometry(model, self.config.mapping, stamp, record_history=True)
+        self._remove_model(best[1])
+        if self.config.mapping.patch_size_m > 0:
+            self._patches.rename_object(best[1], obj.id)
+        self._index.update(obj.id, obj.box_min, obj.box_max)
+        events.append(
+            ChangeEvent(
+                kind=ChangeKind.MOVED,
+                object_id=obj.id,
+                label=obj.label,
+                stamp=stamp,
+                old_position=old_center,
+                new_position=obj.center.copy(),
+                old_state=obj.state,
+                new_state=obj.state,
+            )
+        )
+        log.debug("%s found at the place of %s: MOVED", obj.id, best[1])
+        return best[1]
 
     def _update(
         self,
@@ -988,6 +1077,7 @@ class SceneMemory:
             "short_term_entries": len(self._short_term),
             "ignored_instance_ids": self._ignored_ids,
             "crops_encoded": self._crops_encoded,
+            "pending_events_dropped": self._pending_dropped,
             "last_ingest_ms": 1000.0 * self._last_ingest_s,
             "next_object_index": self._next_index,
         }

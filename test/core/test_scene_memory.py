@@ -115,6 +115,42 @@ def test_moved_box_keeps_its_id_and_leaves_no_ghost() -> None:
     assert len(mem.objects) == 2
 
 
+LEFT = np.array([2.5, 2.5, 0.2])  # look-at targets of two separate places
+RIGHT = np.array([2.5, -2.5, 0.2])
+
+
+def test_a_second_instance_seen_later_is_a_new_object_not_a_move() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([mug(center=(2.5, 2.5, 0.1), iid=2), mug(center=(2.5, -2.5, 0.1), iid=3)])
+    clock = Clock()
+    feed(mem, world, clock, 3, target=LEFT)
+    clock(10.0)  # long unseen, still not verified gone
+    reports = feed(mem, world, clock, 3, target=RIGHT)
+    kinds = [e.kind for r in reports for e in r.events]
+    assert kinds == [ChangeKind.APPEARED]
+    assert len(by_label(mem, "mug")) == 2
+
+
+def test_move_seen_at_the_new_place_first_is_linked_when_the_old_place_is_empty() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([mug(center=(2.5, 2.5, 0.1))])
+    clock = Clock()
+    feed(mem, world, clock, 3, target=LEFT)
+    (m,) = by_label(mem, "mug")
+    mem.drain_events()
+    world.boxes[0] = mug(center=(2.5, -2.5, 0.1))  # moved while the robot looked away
+    clock(10.0)
+    feed(mem, world, clock, 3, target=RIGHT)  # new place first: looks like a new mug
+    assert len(by_label(mem, "mug")) == 2
+    reports = feed(mem, world, clock, 4, target=LEFT)  # the old place is empty
+    events = [e for r in reports for e in r.events]
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, m.id)]
+    mugs = by_label(mem, "mug")
+    assert [o.id for o in mugs] == [m.id] and mugs[0].present
+    np.testing.assert_allclose(mugs[0].center, [2.5, -2.5, 0.1], atol=0.05)
+    np.testing.assert_allclose(events[0].old_position, [2.5, 2.5, 0.1], atol=0.05)
+
+
 def test_object_in_view_but_not_observed_becomes_absent_then_reappears() -> None:
     cfg = config(visibility__misses_to_absent=3.0)
     mem = SceneMemory(cfg)
