@@ -167,40 +167,44 @@ def run(
 
 
 def quality(mem: SceneMemory, truths: list[Any], objects: list[Any], min_frames: int) -> dict:
-    """Compare the map with the simulator's ground truth (label + nearest centre)."""
+    """Compare the map with the simulator's truth (``memory_node.evaluation.match_objects``)."""
+    from memory_node.evaluation import GtObject, MemObject, match_objects
+
     seen: dict[int, int] = {}
     for t in truths:
         for iid in t.visible:
             seen[iid] = seen.get(iid, 0) + 1
-    gt = [o for o in objects if seen.get(o.instance_id, 0) >= min_frames]
-    mapped = [o for o in mem.objects.values() if o.label]
-    found, errors = 0, []
-    claimed: dict[str, int] = {}
-    for o in gt:
-        same = [m for m in mapped if m.label == o.label]
-        if not same:
-            continue
-        d = [float(np.linalg.norm(m.center - o.center)) for m in same]
-        j = int(np.argmin(d))
-        if d[j] <= 0.5:
-            found += 1
-            errors.append(d[j])
-            claimed[same[j].id] = claimed.get(same[j].id, 0) + 1
-    # Duplicates: map objects of a label beyond the number of true objects of that label nearby.
-    dup = 0
-    for m in mapped:
-        near_same = [
-            o for o in objects if o.label == m.label and np.linalg.norm(o.center - m.center) < 1.0
-        ]
-        if not near_same:
-            dup += 1
+    gt = [
+        GtObject(
+            instance_id=o.instance_id,
+            name=o.name,
+            label=o.label,
+            room=o.room,
+            static=o.static,
+            state=o.state,
+            present=o.present,
+            center=o.center,
+            box_min=o.box_min,
+            box_max=o.box_max,
+            frames_seen=seen.get(o.instance_id, 0),
+        )
+        for o in objects
+    ]
+    memory = [
+        MemObject(id=o.id, label=o.label, center=o.center, size=o.size, present=o.present)
+        for o in mem.objects.values()
+    ]
+    m = match_objects(gt, memory, min_frames_seen=min_frames)
     return {
-        f"gt_objects_seen_in_{min_frames}_frames": len(gt),
-        "found": found,
-        "recall": round(found / max(len(gt), 1), 3),
-        "map_objects": len(mapped),
-        "map_objects_without_true_object_nearby": dup,
-        "median_centre_error_m": round(float(np.median(errors)), 3) if errors else None,
+        f"gt_objects_seen_in_{min_frames}_frames": m.gt_considered,
+        "found": m.found,
+        "recall": round(m.recall, 3),
+        "remembered": m.remembered,
+        "duplicates": m.duplicates,
+        "duplicate_rate": round(m.duplicate_rate, 3),
+        "unmatched_memory": m.unmatched_memory,
+        "median_centroid_error_m": round(m.median_centroid_error_m, 3),
+        "missed": m.missed,
     }
 
 

@@ -72,6 +72,11 @@ class MappingConfig:
         "renders always see an up-to-date graph",
         min_value=1,
     )
+    depth_confirms: bool = param(
+        True,
+        "an unconfirmed object counts one more observation when a later frame's depth shows it "
+        "again although the segmenter missed it",
+    )
     spatial_index: bool = param(
         True,
         "look up association and visibility candidates in the spatial hash (False = test every "
@@ -90,6 +95,8 @@ class ObjectModel:
         means: (M, 3) float32 running mean point of each voxel, metres, map frame.
         hits: (M,) float32 observation count per voxel.
         confirmed: seen in enough frames to be part of the graph.
+        depth_support: 1 once a later frame's depth showed the unconfirmed object again where
+            the segmenter missed it (counts as one observation towards confirmation).
         best_view_pixels: largest detection (pixels) whose crop was encoded.
         encoded_at: observation count at the last encoding.
         feature_weight: number of features averaged into ``obj.feature``.
@@ -102,6 +109,7 @@ class ObjectModel:
     means: np.ndarray
     hits: np.ndarray
     confirmed: bool = False
+    depth_support: int = 0
     best_view_pixels: int = 0
     encoded_at: int = 0
     feature_weight: float = 0.0

@@ -387,6 +387,15 @@ class SceneMemory:
             if oid in used or oid not in self._models:
                 continue
             model = self._models[oid]
+            if (
+                not model.confirmed
+                and cfg.mapping.depth_confirms
+                and ev.is_there(cfg.visibility)
+                and not model.depth_support
+            ):
+                # The segmenter missed it but the depth shows it again: one view of support.
+                model.depth_support = 1
+                changed.add(oid)
             if not ev.is_miss(cfg.visibility):
                 continue
             if not model.confirmed:
@@ -422,7 +431,10 @@ class SceneMemory:
             if tentative is None or tentative.confirmed:
                 continue
             model = tentative
-            if model.obj.observations >= cfg.mapping.min_observations_to_confirm:
+            if (
+                model.obj.observations + model.depth_support
+                >= cfg.mapping.min_observations_to_confirm
+            ):
                 model.confirmed = True
                 self._objects[oid] = model.obj
                 self._tentative.discard(oid)

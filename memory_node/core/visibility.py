@@ -91,8 +91,12 @@ class Evidence:
         )
 
     def is_there(self, config: VisibilityConfig) -> bool:
-        """Tell whether it is in view and mostly consistent with the depth (still there)."""
-        return self.in_view_enough(config) and (
+        """Tell whether it is in view and mostly consistent with the depth (still there).
+
+        Unlike :meth:`is_miss`, a partial view is enough (no least in-view share): seeing part
+        of an object where it should be is evidence that it is there.
+        """
+        return self.in_view >= config.min_points_in_view and (
             self.consistent >= config.present_fraction * self.in_view
         )
 
