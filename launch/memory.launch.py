@@ -75,7 +75,7 @@ def generate_launch_description() -> LaunchDescription:
             Node(
                 executable="sim_publisher",
                 name="sim_publisher",
-                parameters=[{"use_sim_time": False}],
+                parameters=[os.path.join(share, "config", "sim_publisher.yaml")],
                 condition=IfCondition(LaunchConfiguration("with_sim")),
                 **common,
             ),

@@ -128,6 +128,7 @@ class Monitor:
     events: list[MemEvent] = field(default_factory=list)
     frames: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
     wanted_frame_times: list[float] = field(default_factory=list)
+    wanted_stamps: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -158,19 +159,35 @@ def attach_monitor(node: Any, monitor: Monitor) -> None:
                 )
             )
 
-    pending: dict[float, np.ndarray] = {}
+    rgbs: dict[float, np.ndarray] = {}
+    instances: dict[float, np.ndarray] = {}
+
+    def pair(t: float) -> None:
+        if t in rgbs and t in instances:
+            with monitor.lock:
+                monitor.frames.append((t, rgbs.pop(t), instances.pop(t)))
+
+    def wanted(t: float) -> bool:
+        return any(abs(t - w) < 1e-6 for w in monitor.wanted_stamps) or bool(
+            monitor.wanted_frame_times and t >= monitor.wanted_frame_times[0]
+        )
 
     def on_rgb(msg: Image) -> None:
         t = conv.time_to_sec(msg.header.stamp)
         if monitor.wanted_frame_times and t >= monitor.wanted_frame_times[0]:
             monitor.wanted_frame_times.pop(0)
-            pending[t] = conv.image_to_rgb(msg)
+            monitor.wanted_stamps.append(t)
+        if t in monitor.wanted_stamps:
+            rgbs[t] = conv.image_to_rgb(msg)
+            pair(t)
 
     def on_instance(msg: Image) -> None:
         t = conv.time_to_sec(msg.header.stamp)
-        if t in pending:
-            with monitor.lock:
-                monitor.frames.append((t, pending.pop(t), conv.image_to_instances(msg)))
+        if wanted(t) or t in rgbs:
+            instances[t] = conv.image_to_instances(msg)
+            pair(t)
+        for old in [k for k in instances if k < t - 5.0 and k not in rgbs]:
+            del instances[old]
 
     node.create_subscription(Clock, "/clock", on_clock, 10)
     node.create_subscription(ObjectChange, "scene_memory/changes", on_change, 200)
@@ -488,20 +505,26 @@ def main(argv: list[str] | None = None) -> None:
         mid_t = plan.segments.get("tour1", (0.0, plan.duration_s * 0.4))[1] + 1.0
         away_t = plan.segments.get("away", (mid_t, mid_t))[0]
         mid_answer: dict[str, Any] | None = None
-        bar = tqdm(total=plan.frame_count, unit="frame", desc="simulating + remembering")
+        bar = tqdm(
+            total=plan.frame_count,
+            unit="frame",
+            desc="simulating + remembering",
+            mininterval=1.0 if sys.stderr.isatty() else 15.0,
+        )
         end_t = (plan.frame_count - 0.5) / args.rate_hz
         while monitor.sim_time < end_t or not gt_path.exists():
             procs.check()
             if time.monotonic() - t_start > args.timeout_s:
                 raise SystemExit(f"demo: timed out at sim time {monitor.sim_time:.1f} s")
-            bar.n = min(plan.frame_count, round(monitor.sim_time * args.rate_hz))
-            bar.set_postfix(events=len(monitor.events))
-            bar.refresh()
+            done = min(plan.frame_count, round(monitor.sim_time * args.rate_hz))
+            if done > bar.n:
+                bar.set_postfix(events=len(monitor.events), refresh=False)
+                bar.update(done - bar.n)
             if mid_answer is None and monitor.sim_time >= mid_t:
                 mid_answer = answer_where(client, "mug")
                 mid_answer["asked_at_s"] = round(monitor.sim_time, 2)
             time.sleep(0.2)
-        bar.n = plan.frame_count
+        bar.update(plan.frame_count - bar.n)
         bar.close()
         time.sleep(2.0)  # let the memory ingest the last frames
         sim_elapsed = time.monotonic() - t_start

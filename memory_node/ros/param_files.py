@@ -23,10 +23,12 @@ def node_specs() -> dict[str, list[ParamSpec]]:
     from memory_node.core.policy_bank import PolicyBankConfig
     from memory_node.core.scene_memory import SceneMemoryConfig
     from memory_node.ros.scene_memory_node import SceneNodeConfig
+    from memory_sim.ros_publisher import publisher_specs
 
     return {
         "scene_memory": [AUTOSTART, *flatten(SceneNodeConfig()), *flatten(SceneMemoryConfig())],
         "policy_memory": [AUTOSTART, *flatten(PolicyBankConfig())],
+        "sim_publisher": publisher_specs(),
     }
 
 

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -39,10 +37,10 @@ from std_msgs.msg import Header
 from memory_interfaces.msg import InstanceLabels
 from memory_node.core.config import ParamSpec, flatten, param
 from memory_node.core.types import Frame
+from memory_node.ros import conversions as conv
 from memory_node.ros.params import declare_config
 from memory_sim.episode import EpisodeRunner, load_episode, parse_episode
 from memory_sim.procedural import ProceduralConfig
-from memory_sim.scene import Pose
 from memory_sim.simulator import SimConfig
 
 
@@ -82,62 +80,6 @@ def default_episode_text(procedural: ProceduralConfig) -> str:
         f"scene:\n  procedural: {{{args}}}\n"
         "segments:\n  - {name: tour, coverage: {turns: 1}}\n"
     )
-
-
-def stamp_msg(seconds: float) -> Time:
-    """Return builtin_interfaces/Time of non-negative finite ``seconds``."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"invalid stamp {seconds}")
-    sec = math.floor(seconds)
-    nanosec = min(round((seconds - sec) * 1e9), 999_999_999)
-    return Time(sec=int(sec), nanosec=int(nanosec))
-
-
-def image_msg(header: Header, array: np.ndarray, encoding: str) -> Image:
-    """Return a sensor_msgs/Image of a C-contiguous (H, W[, C]) array in native byte order."""
-    array = np.ascontiguousarray(array)
-    h, w = array.shape[:2]
-    msg = Image(header=header, height=h, width=w, encoding=encoding)
-    msg.is_bigendian = int(sys.byteorder == "big")
-    msg.step = int(array.strides[0])
-    msg.data = array.tobytes()
-    return msg
-
-
-def camera_info_msg(header: Header, K: np.ndarray, width: int, height: int) -> CameraInfo:
-    """Return a distortion-free plumb_bob CameraInfo for pinhole matrix K (3, 3)."""
-    msg = CameraInfo(header=header, width=width, height=height, distortion_model="plumb_bob")
-    msg.d = [0.0] * 5
-    msg.k = [float(v) for v in K.reshape(-1)]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    msg.p = [float(v) for v in (fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0)]
-    return msg
-
-
-def pose_msg(header: Header, map_T_camera: np.ndarray) -> PoseStamped:
-    """Return the PoseStamped of a (4, 4) pose; raises ValueError when it is not finite."""
-    if not np.all(np.isfinite(map_T_camera)):
-        raise ValueError("non-finite camera pose")
-    pose = Pose.from_matrix(map_T_camera)
-    msg = PoseStamped(header=header)
-    p, q = msg.pose.position, msg.pose.orientation
-    p.x, p.y, p.z = pose.position
-    q.x, q.y, q.z, q.w = pose.orientation_xyzw
-    return msg
-
-
-def labels_msg(header: Header, frame: Frame) -> InstanceLabels:
-    """Return the InstanceLabels of a frame's instance ids (sorted), labels, scores, states."""
-    msg = InstanceLabels(header=header)
-    labels = frame.instance_labels or {}
-    states = frame.instance_states or {}
-    ids = sorted(labels)
-    msg.instance_ids = [int(i) for i in ids]
-    msg.labels = [labels[i][0] for i in ids]
-    msg.scores = [float(labels[i][1]) for i in ids]
-    msg.states = [states.get(i, "") for i in ids]
-    return msg
 
 
 class SimPublisher(Node):
@@ -213,23 +155,25 @@ class SimPublisher(Node):
 
     def publish_frame(self, frame: Frame, stamp: float) -> None:
         """Publish every topic of one frame with the header stamp ``stamp`` (seconds)."""
-        try:
-            pose = pose_msg(Header(stamp=stamp_msg(stamp), frame_id=self.config.map_frame_id),
-                            frame.map_T_camera)  # fmt: skip
-        except ValueError as exc:
-            self.get_logger().error(f"frame at {stamp:.3f} s not published: {exc}")
+        if not math.isfinite(stamp) or stamp < 0 or not np.all(np.isfinite(frame.map_T_camera)):
+            self.get_logger().error(
+                f"frame at {stamp:.3f} s not published: non-finite pose or stamp"
+            )
             return
-        t = stamp_msg(stamp)
+        t = conv.sec_to_time(stamp)
+        pose = PoseStamped(header=Header(stamp=t, frame_id=self.config.map_frame_id))
+        pose.pose = conv.matrix_to_pose(frame.map_T_camera)
         if self.config.publish_clock:
             self.pub_clock.publish(Clock(clock=t))
         header = Header(stamp=t, frame_id=self.config.camera_frame_id)
         h, w = frame.depth.shape
-        self.pub_info.publish(camera_info_msg(header, frame.K, w, h))
-        self.pub_rgb.publish(image_msg(header, frame.rgb, "rgb8"))
-        self.pub_depth.publish(image_msg(header, frame.depth.astype(np.float32), "32FC1"))
+        self.pub_info.publish(conv.camera_info_of(frame.K, w, h, header))
+        self.pub_rgb.publish(conv.rgb_to_image(frame.rgb, header))
+        self.pub_depth.publish(conv.depth_to_image(frame.depth, header))
         if self.config.publish_instances and frame.instance is not None:
-            self.pub_instance.publish(image_msg(header, frame.instance.astype(np.int32), "32SC1"))
-            self.pub_labels.publish(labels_msg(header, frame))
+            self.pub_instance.publish(conv.instances_to_image(frame.instance, header))
+            labels = frame.instance_labels or {}
+            self.pub_labels.publish(conv.labels_msg(labels, frame.instance_states, header))
         self.pub_pose.publish(pose)
         self.frames_published += 1
 

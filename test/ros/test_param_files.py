@@ -10,7 +10,7 @@ from memory_node.ros.param_files import flatten_yaml, node_specs, render
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
-@pytest.mark.parametrize("node", ["scene_memory", "policy_memory"])
+@pytest.mark.parametrize("node", ["scene_memory", "policy_memory", "sim_publisher"])
 def test_yaml_agrees_with_declared_parameters(node):
     specs = node_specs()[node]
     on_disk = flatten_yaml(

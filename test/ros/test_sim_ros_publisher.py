@@ -1,7 +1,4 @@
-"""The sim_publisher node in-process: topics, shared stamps, encodings, parameters.
-
-Skips where rclpy or the memory_interfaces package is not available (run under ``env.sh``).
-"""
+"""The sim_publisher node in-process: topics, shared stamps, encodings, parameters."""
 
 from __future__ import annotations
 
@@ -13,21 +10,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
 
-rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 Jazzy wheels) is not installed")
-try:
-    from memory_interfaces.msg import InstanceLabels
-except ImportError:  # the source folder shadows the package until install/ is sourced
-    pytest.skip("memory_interfaces is not built and sourced (env.sh)", allow_module_level=True)
-
-from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
-
-from memory_sim.ros_publisher import SimPublisher, publisher_specs  # noqa: E402
+from memory_interfaces.msg import InstanceLabels
+from memory_sim.ros_publisher import SimPublisher, publisher_specs
 
 
 def _stamp(msg: Any) -> float:
