@@ -6,7 +6,8 @@ Usage::
 
 Writes to ``--output-dir`` (default ``output/policy_task``): ``policy_<variant>.pt`` (whole
 policy), ``bank_memory.pt`` (the bank alone, loadable by the ``policy_memory`` node with the
-matching dim/heads/layers/ffn_dim), ``train.json`` and ``train_loss.png``.
+matching dim/heads/layers/ffn_dim), ``train_<variant>.json`` (as soon as that variant is done,
+with its loss history), then ``train.json`` (all variants of the run) and ``train_loss.png``.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--consolidation", choices=("merge", "fifo"), default="merge")
     parser.add_argument("--dim", type=int, default=64, help="token width")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--output-dir", type=Path, default=Path("output/policy_task"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -180,8 +181,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "final_accuracy": float(np.mean([h["accuracy"] for h in tail])),
             "policy_config": dataclasses.asdict(config),
         }
+        summary["iterations_per_second"] = args.iterations / seconds
         report["variants"][name] = summary
         save_policy(policy, task, args.output_dir / f"policy_{name}.pt", extra=summary)
+        record = {**report, "variants": {name: summary}, "history": history}
+        (args.output_dir / f"train_{name}.json").write_text(json.dumps(record, indent=2) + "\n")
         if config.use_memory:
             save_checkpoint(policy.memory, args.output_dir / "bank_memory.pt")
         print(
