@@ -49,6 +49,12 @@ class RetrievalConfig:
     max_k: int = param(
         10000, "largest k accepted; larger requests are refused", min_value=1, max_value=1000000
     )
+    max_text_chars: int = param(
+        1000,
+        "longest query text accepted, in characters; longer requests are refused",
+        min_value=1,
+        max_value=1000000,
+    )
     feature_weight: float = param(
         0.5,
         "share of the object-feature cosine (vs the label-text cosine) in the semantic score "
@@ -328,9 +334,14 @@ class Retriever:
         return self._label_matrix
 
     @staticmethod
-    def _validate(req: QueryRequest, max_k: int) -> np.ndarray | None:
+    def _validate(req: QueryRequest, max_k: int, max_chars: int) -> np.ndarray | None:
         if not isinstance(req.text, str):
             raise InvalidInput("query text must be a string")
+        if len(req.text) > max_chars:
+            raise InvalidInput(
+                f"query text has {len(req.text)} characters, above the limit {max_chars} "
+                "(retrieval.max_text_chars)"
+            )
         if not isinstance(req.k, (int, np.integer)) or isinstance(req.k, bool) or req.k < 0:
             raise InvalidInput(f"k must be a non-negative integer, got {req.k!r}")
         if req.k > max_k:
@@ -395,7 +406,7 @@ class Retriever:
                 malformed ``near`` point.
         """
         cfg = self.config
-        near = self._validate(req, cfg.max_k)
+        near = self._validate(req, cfg.max_k, cfg.max_text_chars)
         k = int(req.k) or cfg.default_k
         if not objects:
             return []

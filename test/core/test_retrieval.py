@@ -161,6 +161,14 @@ def test_k_default_and_limits() -> None:
     assert retriever.query({}, QueryRequest(text="box")) == []
 
 
+def test_overlong_query_text_is_refused() -> None:
+    objects = {"o": obj("o", "box", 0.0)}
+    retriever = Retriever(RetrievalConfig(max_text_chars=8), None)
+    assert len(retriever.query(objects, QueryRequest(text="box" * 2))) == 1
+    with pytest.raises(InvalidInput, match="9 characters"):
+        retriever.query(objects, QueryRequest(text="box" * 3))
+
+
 def test_index_is_reused_and_invalidated() -> None:
     encoder = CountingEncoder()
     retriever = Retriever(RetrievalConfig(), encoder)
