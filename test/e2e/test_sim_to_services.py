@@ -40,7 +40,7 @@ events:
 def run(tmp_path_factory):
     """Play the episode through a scene_memory node; return the harness pieces and truth."""
     import rclpy
-    from conftest import RosHarness
+    from ros_harness import RosHarness
 
     config = SimConfig()
     config.rate_hz = 4.0
