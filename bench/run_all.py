@@ -1,0 +1,52 @@
+"""Run every benchmark in turn (``make bench``) and list the JSON reports they wrote.
+
+Each benchmark prints its own table, compares itself with a baseline in the same run, and writes
+``output/bench/<name>.json``. Timings on a shared machine vary: run on a quiet one.
+
+Usage::
+
+    python -m bench.run_all [--only ingest query ...] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCHES = {
+    "sim": ["bench.bench_sim", "--width", "640", "--height", "480"],
+    "ingest": ["bench.bench_ingest"],
+    "query": ["bench.bench_query"],
+    "short_term": ["bench.bench_short_term"],
+    "policy": ["bench.bench_policy", "--tokens", "256", "--dim", "512", "--capacity", "16"],
+    "policy_service": ["bench.bench_policy_service", "--tokens", "256", "--dim", "512"],
+    "icl_segmentation": ["bench.icl_segmentation"],
+}
+QUICK = {"ingest": ["--quick"]}
+
+
+def main() -> None:
+    """Run the selected benchmarks; exit non-zero if any failed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHES), default=list(BENCHES))
+    parser.add_argument("--quick", action="store_true", help="shorter runs where supported")
+    args = parser.parse_args()
+    failed = []
+    for name in args.only:
+        cmd = [sys.executable, "-m", *BENCHES[name], *(QUICK.get(name, []) if args.quick else [])]
+        print(f"\n===== {name}: {' '.join(cmd[2:])}", flush=True)
+        t0 = time.monotonic()
+        if subprocess.run(cmd, check=False).returncode != 0:
+            failed.append(name)
+        print(f"===== {name}: {time.monotonic() - t0:.0f} s", flush=True)
+    reports = sorted(Path("output/bench").glob("*.json"))
+    print("\nreports:\n" + "\n".join(f"  {p}" for p in reports))
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
