@@ -217,6 +217,12 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="two rooms only (smoke test)")
     ap.add_argument("--no-clip", action="store_true", help="skip the CLIP configurations")
     ap.add_argument(
+        "--only", default="", help="run only configurations whose name contains this text"
+    )
+    ap.add_argument(
+        "--out", default="ingest.json", help="file name under output/bench/ for the results"
+    )
+    ap.add_argument(
         "--no-naive-10k", action="store_true", help="skip the (slow) naive baseline on 10k objects"
     )
     args = ap.parse_args()
@@ -245,6 +251,8 @@ def main() -> int:
     if not args.no_clip:
         plan.append(("index / clip-b32 (random)", config("clip", True), None))
         plan.append(("naive / clip-b32 (random)", config("clip", False), None))
+    if args.only:
+        plan = [p for p in plan if args.only in p[0]]
     rows = run(plan, frames, args.passes, vocabulary)
     for (name, _, pre), r in zip(plan, rows, strict=True):
         mem = r.pop("memory")
@@ -270,7 +278,7 @@ def main() -> int:
         )
     q = rows[0].get("quality")
     if q:
-        print("\nmap quality (index / off) vs simulator truth:", q)
+        print(f"\nmap quality ({rows[0]['name']}) vs simulator truth:", q)
     out = {
         "frames": len(frames),
         "resolution": [w, h],
@@ -280,7 +288,7 @@ def main() -> int:
         "rows": rows,
     }
     os.makedirs(os.path.join(REPO, "output", "bench"), exist_ok=True)
-    path = os.path.join(REPO, "output", "bench", "ingest.json")
+    path = os.path.join(REPO, "output", "bench", args.out)
     with open(path, "w") as fh:
         json.dump(out, fh, indent=1)
     print(f"\nwrote {path}")
