@@ -58,6 +58,12 @@ class AssociationConfig:
     moved_min_displacement_m: float = param(
         0.3, "re-identified elsewhere farther than this = MOVED, metres", min_value=0.0
     )
+    moved_place_seen_before_s: float = param(
+        1.0,
+        "an object seen for the first time is a moved object found at its new place only when "
+        "that place had been observed at least this long before (empty then), seconds",
+        min_value=0.0,
+    )
     moved_min_feature_similarity: float = param(
         0.75,
         "clip features: least cosine between a detection and a re-identified object",

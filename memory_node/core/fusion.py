@@ -72,6 +72,11 @@ class MappingConfig:
         "renders always see an up-to-date graph",
         min_value=1,
     )
+    space_sample_every: int = param(
+        8,
+        "every n-th valid (strided) point of a frame marks its patch as observed space",
+        min_value=1,
+    )
     depth_confirms: bool = param(
         True,
         "an unconfirmed object counts one more observation when a later frame's depth shows it "

@@ -462,6 +462,11 @@ class SceneMemory:
             for oid, det in det_of.items():
                 if oid in self._models:
                     self._patches.observe(oid, det.means, stamp, det.feature)
+        # Observed space (a sparse sample of this frame's readings within the visibility range):
+        # tells later whether a newly seen object stands where the robot had looked before.
+        sample = fp.points_map[:: max(1, cfg.mapping.space_sample_every)]
+        near = np.sum((sample - map_T_camera[:3, 3].astype(np.float32)) ** 2, axis=1)
+        self._patches.observe_space(sample[near <= cfg.visibility.max_range_m**2], stamp)
         self._touched |= changed
 
         # --- maintenance ---------------------------------------------------------------------
@@ -604,10 +609,12 @@ class SceneMemory:
 
         Called when ``model``'s place is verified empty. A confirmed, present object with the
         same label whose ``first_seen`` is later than ``model``'s ``last_seen`` (it appeared
-        while this one was out of sight), at least ``moved_min_displacement_m`` away, and (with
-        image features on both) similar enough, is taken to be this object moved: ``model``
-        keeps its id and takes the other's geometry, the other id is removed, and a MOVED event
-        replaces the DISAPPEARED one. Returns the removed id, or None when nothing matches.
+        while this one was out of sight), standing where the robot had looked before it was
+        first seen (so it is new there, not merely seen for the first time), at least
+        ``moved_min_displacement_m`` away, and (with image features on both) similar enough, is
+        taken to be this object moved: ``model`` keeps its id and takes the other's geometry,
+        the other id is removed, and a MOVED event replaces the DISAPPEARED one. Returns the
+        removed id, or None when nothing matches.
         """
         cfg = self.config.association
         obj = model.obj
@@ -619,6 +626,12 @@ class SceneMemory:
                 continue
             if o.first_seen <= obj.last_seen:
                 continue
+            pts = o.points[:: max(1, o.points.shape[0] // 64)]
+            if (
+                self._patches.observed_before(pts, o.first_seen - cfg.moved_place_seen_before_s)
+                < 0.5
+            ):
+                continue  # its place was never looked at before: seen for the first time
             dist = float(np.linalg.norm(o.center - obj.center))
             if dist < cfg.moved_min_displacement_m:
                 continue

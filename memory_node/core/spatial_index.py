@@ -123,9 +123,30 @@ class PatchLayer:
     def __init__(self, patch_size: float) -> None:
         self.patch_size = float(patch_size)
         self.patches: dict[int, Patch] = {}
+        # Cell key -> stamp (s) of the first depth reading that landed in the cell: which space
+        # has been observed since when, objects or not (floors, table tops, walls).
+        self.first_observed: dict[int, float] = {}
 
     def __len__(self) -> int:
         return len(self.patches)
+
+    def observe_space(self, points_map: np.ndarray, stamp: float) -> None:
+        """Record that the cells of ``points_map`` ((N, 3) metres, map frame) were observed."""
+        if points_map.shape[0] == 0:
+            return
+        seen = self.first_observed
+        for k in np.unique(voxel_keys(points_map, self.patch_size)).tolist():
+            if k not in seen:
+                seen[k] = stamp
+
+    def observed_before(self, points_map: np.ndarray, stamp: float) -> float:
+        """Share of ``points_map`` ((N, 3) metres, map frame) in cells seen before ``stamp``."""
+        if points_map.shape[0] == 0:
+            return 0.0
+        keys = voxel_keys(points_map, self.patch_size).tolist()
+        seen = self.first_observed
+        inf = float("inf")
+        return sum(1 for k in keys if seen.get(k, inf) < stamp) / len(keys)
 
     def observe(
         self,

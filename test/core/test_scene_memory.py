@@ -136,6 +136,7 @@ def test_move_seen_at_the_new_place_first_is_linked_when_the_old_place_is_empty(
     world = BoxWorld([mug(center=(2.5, 2.5, 0.1))])
     clock = Clock()
     feed(mem, world, clock, 3, target=LEFT)
+    feed(mem, world, clock, 2, target=RIGHT)  # the right-hand place is seen empty
     (m,) = by_label(mem, "mug")
     mem.drain_events()
     world.boxes[0] = mug(center=(2.5, -2.5, 0.1))  # moved while the robot looked away
@@ -149,6 +150,22 @@ def test_move_seen_at_the_new_place_first_is_linked_when_the_old_place_is_empty(
     assert [o.id for o in mugs] == [m.id] and mugs[0].present
     np.testing.assert_allclose(mugs[0].center, [2.5, -2.5, 0.1], atol=0.05)
     np.testing.assert_allclose(events[0].old_position, [2.5, 2.5, 0.1], atol=0.05)
+
+
+def test_a_missing_object_is_not_linked_to_one_first_seen_in_unexplored_space() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([mug(center=(2.5, 2.5, 0.1), iid=2)])
+    clock = Clock()
+    feed(mem, world, clock, 3, target=LEFT)  # the right-hand side is never looked at
+    (m,) = by_label(mem, "mug")
+    mem.drain_events()
+    world.boxes = [mug(center=(2.5, -2.5, 0.1), iid=3)]  # another mug, where nobody looked
+    clock(10.0)
+    feed(mem, world, clock, 3, target=RIGHT)
+    reports = feed(mem, world, clock, 4, target=LEFT)
+    events = [e for r in reports for e in r.events]
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.DISAPPEARED, m.id)]
+    assert len(by_label(mem, "mug")) == 2 and not mem.objects[m.id].present
 
 
 def test_object_in_view_but_not_observed_becomes_absent_then_reappears() -> None:
