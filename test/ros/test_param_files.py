@@ -32,3 +32,10 @@ def test_every_parameter_has_a_description():
     for specs in node_specs().values():
         for s in specs:
             assert len(s.description) > 10, s.name
+
+
+def test_readme_lists_every_parameter_as_generated():
+    from memory_node.ros.param_files import readme_section
+
+    readme = (CONFIG.parent / "README.md").read_text()
+    assert readme_section() in readme, "run `make config` to regenerate the README tables"
