@@ -861,6 +861,8 @@ class SceneMemory:
 
     def _prune_tentative(self, stamp: float) -> None:
         timeout = self.config.mapping.tentative_timeout_s
+        if timeout <= 0:
+            return
         stale = [
             oid for oid in self._tentative if stamp - self._models[oid].obj.last_seen > timeout
         ]
