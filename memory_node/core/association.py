@@ -59,7 +59,7 @@ class AssociationConfig:
         0.3, "re-identified elsewhere farther than this = MOVED, metres", min_value=0.0
     )
     moved_place_seen_before_s: float = param(
-        1.0,
+        0.5,
         "an object seen for the first time is a moved object found at its new place only when "
         "that place had been observed at least this long before (empty then), seconds",
         min_value=0.0,

@@ -562,16 +562,20 @@ class SceneMemory:
         """Find the confirmed object an unmatched detection re-identifies (its id, or None).
 
         A candidate has the detection's label, was not matched this frame, and its old place is
-        verified empty: it is absent, or this frame sees through it. (An object merely not seen
+        verified empty: it is absent, or this frame sees through it; and the detection stands
+        where the robot had looked before. (An object merely not seen
         for a while is not a candidate: in a house with several mugs, the second mug seen is
         another mug, not the first one moved. When the new place is seen before the old one,
         :meth:`_relocate` links the two once the old place is found empty.) With image features
         on both sides, they must also agree.
         """
-        if not det.label:
+        if not det.label or not self._by_label.get(det.label):
             return None
         cfg = self.config.association
         vis = self.config.visibility
+        pts = det.means[:: max(1, det.means.shape[0] // 64)]
+        if self._patches.observed_before(pts, stamp - cfg.moved_place_seen_before_s) < 0.5:
+            return None  # a place never looked at before: seen for the first time, not moved
         best: tuple[tuple[float, float, float], str] | None = None
         for oid in self._by_label.get(det.label, ()):
             if oid in used:

@@ -92,7 +92,7 @@ def test_moved_box_keeps_its_id_and_leaves_no_ghost() -> None:
     mem = SceneMemory(config())
     world = BoxWorld([crate(), mug()])
     clock = Clock()
-    feed(mem, world, clock, 4)
+    feed(mem, world, clock, 8)  # 0.8 s: the whole view, incl. the mug's new place, is known
     (m,) = by_label(mem, "mug")
     old_id, old_center = m.id, m.center.copy()
     mem.drain_events()
