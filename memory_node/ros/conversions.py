@@ -295,43 +295,33 @@ def graph_to_markers(
 
 
 # --- encoders (for publishers: simulator, bag replay, tests) -----------------------------------
-def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:
-    """rgb8 Image of an (H, W, 3) uint8 array."""
-    h, w = rgb.shape[:2]
+def _array_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """Image of a C-contiguous little-endian (H, W[, C]) array, rows unpadded."""
+    h, w = pixels.shape[:2]
     return Image(
         header=header,
         height=h,
         width=w,
-        encoding="rgb8",
-        step=3 * w,
-        data=np.ascontiguousarray(rgb, np.uint8).tobytes(),
+        encoding=encoding,
+        is_bigendian=0,
+        step=pixels.strides[0],
+        data=pixels.tobytes(),
     )
+
+
+def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:
+    """rgb8 Image of an (H, W, 3) uint8 array."""
+    return _array_to_image(np.ascontiguousarray(rgb, np.uint8), "rgb8", header)
 
 
 def depth_to_image(depth: np.ndarray, header: Header) -> Image:
     """32FC1 Image (metres) of an (H, W) float array."""
-    h, w = depth.shape
-    return Image(
-        header=header,
-        height=h,
-        width=w,
-        encoding="32FC1",
-        step=4 * w,
-        data=np.ascontiguousarray(depth, "<f4").tobytes(),
-    )
+    return _array_to_image(np.ascontiguousarray(depth, "<f4"), "32FC1", header)
 
 
 def instances_to_image(instance: np.ndarray, header: Header) -> Image:
     """32SC1 Image of an (H, W) integer instance-id array."""
-    h, w = instance.shape
-    return Image(
-        header=header,
-        height=h,
-        width=w,
-        encoding="32SC1",
-        step=4 * w,
-        data=np.ascontiguousarray(instance, "<i4").tobytes(),
-    )
+    return _array_to_image(np.ascontiguousarray(instance, "<i4"), "32SC1", header)
 
 
 def camera_info_of(K: np.ndarray, width: int, height: int, header: Header) -> CameraInfo:
