@@ -35,10 +35,10 @@ class MappingConfig:
         min_value=1,
     )
     tentative_timeout_s: float = param(
-        0.0,
+        5.0,
         "unconfirmed objects not seen again within this time are dropped, seconds (0 = never: "
-        "they are dropped only when a later view sees through them; set it for segmenters "
-        "with many one-off false detections)",
+        "only when a later view sees through them); one-off partial views at the image border "
+        "would otherwise become duplicates when seen once more much later",
         min_value=0,
     )
     history_length: int = param(
