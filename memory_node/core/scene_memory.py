@@ -975,8 +975,15 @@ class SceneMemory:
         """Render the graph, or the subgraph relevant to ``focus``, within a token budget.
 
         Raises:
-            InvalidInput: negative ``max_objects``/``max_tokens`` or ``max_objects`` too large.
+            InvalidInput: negative ``max_objects``/``max_tokens``, ``max_objects`` too large, or
+                a focus text longer than ``retrieval.max_text_chars``.
         """
+        limit = self.config.retrieval.max_text_chars
+        if len(focus) > limit:
+            raise InvalidInput(
+                f"focus text has {len(focus)} characters, above the limit {limit} "
+                "(retrieval.max_text_chars)"
+            )
         if max_objects < 0 or max_tokens < 0:
             raise InvalidInput("max_objects and max_tokens must be >= 0")
         if max_objects > self.config.max_render_objects:
@@ -995,6 +1002,7 @@ class SceneMemory:
             max_objects,
             max_tokens,
             self.encode_text,
+            retriever=self.retriever,
         )
         return RenderedGraph(objs, rels, zones, text, tokens)
 

@@ -274,3 +274,30 @@ def test_planner_prompt_is_built_from_the_live_memory(ros, scene):
     user = prompt.messages[1]["content"]
     assert "mug" in user.split("## Short-term")[0] and "appeared" in user
     assert 0 < prompt.scene_tokens <= 300 and prompt.num_changes >= 3
+
+
+def test_overlong_focus_and_negative_budgets_are_refused(ros, scene):
+    node, pub = scene
+    feed(ros, node, pub, world(), [0.1 * (i + 1) for i in range(3)])
+    big = ros.call(
+        GetSceneGraph, "/scene_memory/get_scene_graph", GetSceneGraph.Request(focus=BIG)
+    )
+    assert not big.success and "characters" in big.message
+    ok = ros.call(
+        GetSceneGraph,
+        "/scene_memory/get_scene_graph",
+        GetSceneGraph.Request(focus="mug", max_objects=1, max_tokens=60),
+    )
+    assert ok.success and len(ok.graph.objects) >= 1 and ok.token_count <= 60
+    huge = ros.call(
+        GetObjectChanges,
+        "/scene_memory/get_changes",
+        GetObjectChanges.Request(since=conv.sec_to_time(1e9), max_results=10**9),
+    )
+    assert huge.success and len(huge.changes) == 0  # `since` in the future: nothing, no error
+    unknown = ros.call(
+        GetObjectChanges,
+        "/scene_memory/get_changes",
+        GetObjectChanges.Request(object_id="obj_999999", max_results=0),
+    )
+    assert unknown.success and len(unknown.changes) == 0
