@@ -10,6 +10,9 @@ fi
 export AMENT_PREFIX_PATH="$_mn_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # shellcheck disable=SC1091
 . "$_mn_root/install/local_setup.bash"
+# The checkout's sources come first, so what runs is what you edit (install/ holds the
+# generated interfaces, the console scripts and the share files).
+export PYTHONPATH="$_mn_root:$_mn_root/sim${PYTHONPATH:+:$PYTHONPATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # No model hub is reachable: models load from packaged files or local paths only.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

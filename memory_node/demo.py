@@ -128,7 +128,6 @@ class Monitor:
     events: list[MemEvent] = field(default_factory=list)
     frames: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
     wanted_frame_times: list[float] = field(default_factory=list)
-    wanted_stamps: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -159,40 +158,32 @@ def attach_monitor(node: Any, monitor: Monitor) -> None:
                 )
             )
 
-    rgbs: dict[float, np.ndarray] = {}
-    instances: dict[float, np.ndarray] = {}
+    # The last few messages of each stream, keyed by stamp; a snapshot is taken from the first
+    # stamp at or after the next wanted time for which both the rgb and the instance image came.
+    recent: dict[str, dict[float, Image]] = {"rgb": {}, "instance": {}}
 
-    def pair(t: float) -> None:
-        if t in rgbs and t in instances:
-            with monitor.lock:
-                monitor.frames.append((t, rgbs.pop(t), instances.pop(t)))
-
-    def wanted(t: float) -> bool:
-        return any(abs(t - w) < 1e-6 for w in monitor.wanted_stamps) or bool(
-            monitor.wanted_frame_times and t >= monitor.wanted_frame_times[0]
-        )
-
-    def on_rgb(msg: Image) -> None:
+    def on_image(stream: str, msg: Image) -> None:
         t = conv.time_to_sec(msg.header.stamp)
-        if monitor.wanted_frame_times and t >= monitor.wanted_frame_times[0]:
+        recent[stream][t] = msg
+        for old in sorted(recent[stream])[:-8]:
+            del recent[stream][old]
+        if not monitor.wanted_frame_times or t < monitor.wanted_frame_times[0]:
+            return
+        other = recent["instance" if stream == "rgb" else "rgb"]
+        if t in other:
             monitor.wanted_frame_times.pop(0)
-            monitor.wanted_stamps.append(t)
-        if t in monitor.wanted_stamps:
-            rgbs[t] = conv.image_to_rgb(msg)
-            pair(t)
-
-    def on_instance(msg: Image) -> None:
-        t = conv.time_to_sec(msg.header.stamp)
-        if wanted(t) or t in rgbs:
-            instances[t] = conv.image_to_instances(msg)
-            pair(t)
-        for old in [k for k in instances if k < t - 5.0 and k not in rgbs]:
-            del instances[old]
+            rgb_msg, inst_msg = (msg, other[t]) if stream == "rgb" else (other[t], msg)
+            with monitor.lock:
+                monitor.frames.append(
+                    (t, conv.image_to_rgb(rgb_msg), conv.image_to_instances(inst_msg))
+                )
 
     node.create_subscription(Clock, "/clock", on_clock, 10)
     node.create_subscription(ObjectChange, "scene_memory/changes", on_change, 200)
-    node.create_subscription(Image, "rgb/image", on_rgb, qos_profile_sensor_data)
-    node.create_subscription(Image, "instance/image", on_instance, qos_profile_sensor_data)
+    for stream, topic in (("rgb", "rgb/image"), ("instance", "instance/image")):
+        node.create_subscription(
+            Image, topic, lambda m, s=stream: on_image(s, m), qos_profile_sensor_data
+        )
 
 
 def objects_of(response: Any) -> list[MemObject]:
@@ -431,6 +422,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--episode", default="tour_changes_tour", help="episode name or YAML path")
     p.add_argument("--output", default=str(REPO / "output" / "demo"), help="output folder")
     p.add_argument("--rate-hz", type=float, default=5.0, help="simulated camera rate")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=6.0,
+        help="frames per wall-clock second the simulator publishes (0 = as fast as it renders; "
+        "faster than the memory ingests means frames are dropped, newest first)",
+    )
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--services-only", action="store_true", help="no simulator: call services")
@@ -472,10 +470,16 @@ def main(argv: list[str] | None = None) -> None:
         if not use_sim:
             summary.update(run_services_only(client))
             return
-        monitor = Monitor(wanted_frame_times=[5.0, plan.duration_s * 0.3, plan.duration_s * 0.8])
+        snapshot_times = np.linspace(5.0, 0.95 * plan.duration_s, 6).tolist()
+        monitor = Monitor(wanted_frame_times=snapshot_times)
         attach_monitor(client.node, monitor)
+        # Ready means policy_memory answers and scene_memory is active (it subscribes to the
+        # camera on activation, after loading its text model): frames sent earlier are lost.
         probe = client.node.create_client(Trigger, "policy_memory/reset")
-        while not probe.wait_for_service(timeout_sec=0.5):
+        while not (
+            probe.wait_for_service(timeout_sec=0.5)
+            and client.node.count_subscribers("depth/image") > 0
+        ):
             procs.check()
         procs.start(
             "sim",
@@ -489,7 +493,7 @@ def main(argv: list[str] | None = None) -> None:
                 "-p",
                 "loop:=false",
                 "-p",
-                "realtime_factor:=0.0",
+                f"realtime_factor:={args.fps / args.rate_hz}",
                 "-p",
                 f"rate_hz:={args.rate_hz}",
                 "-p",

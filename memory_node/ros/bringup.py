@@ -13,7 +13,6 @@ tree when run from a checkout).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 from collections.abc import Sequence
@@ -57,10 +56,9 @@ def spin_nodes(nodes: Sequence[Node], num_threads: int = 4) -> None:
         pass
     finally:
         for node in nodes:
-            shutdown = getattr(node, "trigger_shutdown", None)
-            if shutdown is not None:
-                with contextlib.suppress(Exception):
-                    shutdown()
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()  # final work (autosave) that needs no live ROS context
             node.destroy_node()
         executor.shutdown()
         rclpy.try_shutdown()

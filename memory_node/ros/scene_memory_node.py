@@ -152,6 +152,7 @@ class SceneMemoryNode(LifecycleNode):
         self._pending_cv = threading.Condition()
         self._worker: threading.Thread | None = None
         self._running = False
+        self._closed = False
         self._version = 0
         self._published_version = -1
         self._last_save = time.monotonic()
@@ -275,10 +276,23 @@ class SceneMemoryNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop ingesting and autosave."""
+        """Stop ingesting and autosave (see :meth:`close`)."""
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        """Stop ingesting, autosave, and log how many frames were used; safe to call twice.
+
+        Called by the shutdown transition and by the process on its way out (Ctrl-C shuts the
+        ROS context down before any transition can run).
+        """
+        if self._closed:
+            return
+        self._closed = True
         self._stop_ingest()
         self._autosave(force=True)
-        return TransitionCallbackReturn.SUCCESS
+        dropped = dict(self._sync.dropped) if self._sync is not None else {}
+        self.get_logger().info(f"frames: {self.counters}; unpaired messages: {dropped}")
 
     def _stop_ingest(self) -> None:
         self._running = False

@@ -62,6 +62,14 @@ class SimPublisherConfig:
     )
     publish_instances: bool = param(True, "publish instance/image and instance/labels")
     publish_clock: bool = param(True, "publish /clock with the sim time of each frame")
+    wait_for_subscribers: int = param(
+        1,
+        "hold the first frame until depth/image, camera/pose and rgb/camera_info each have at "
+        "least this many subscribers (so no frame is lost while DDS discovery completes); 0 = "
+        "start at once",
+        min_value=0,
+        max_value=100,
+    )
 
 
 def publisher_specs() -> list[ParamSpec]:
@@ -130,12 +138,26 @@ class SimPublisher(Node):
         """Render and publish one frame; handle the end of the episode."""
         if self.finished:
             return
+        if self.frames_published == 0 and self.episodes_done == 0 and not self._subscribed():
+            return
         if self.runner.sim.frame_index >= self.runner.frame_count:
             self._end_episode()
             if self.finished:
                 return
         step = self.runner.step()
         self.publish_frame(step.frame, self.time_offset + step.frame.stamp)
+
+    def _subscribed(self) -> bool:
+        """Tell whether the camera topics have enough subscribers to start the episode."""
+        need = self.config.wait_for_subscribers
+        pubs = (self.pub_depth, self.pub_pose, self.pub_info)
+        if need == 0 or all(p.get_subscription_count() >= need for p in pubs):
+            return True
+        self.get_logger().info(
+            f"waiting for {need} subscriber(s) on depth/image, camera/pose, rgb/camera_info",
+            throttle_duration_sec=5.0,
+        )
+        return False
 
     def _end_episode(self) -> None:
         """Save ground truth, then restart (loop) or stop publishing."""

@@ -80,3 +80,31 @@ def test_plain_client_in_another_process_gets_well_formed_replies(bringup):
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_ctrl_c_autosaves_a_loadable_memory(tmp_path):
+    from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
+
+    path = tmp_path / "auto.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memory_node.ros.bringup", "--nodes", "scene_memory",
+         "-p", f"persistence.autosave_path:={path}", "-p", "persistence.autosave_period_s:=0.0"],
+        env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = Node("autosave_probe", context=context)
+    try:
+        assert call(
+            node, QueryObjects, "/scene_memory/query_objects", QueryObjects.Request()
+        ).success
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert path.exists(), out
+    memory = SceneMemory(SceneMemoryConfig())
+    memory.load(str(path))
+    assert memory.objects == {}
+    assert "frames:" in out
