@@ -590,23 +590,27 @@ class SceneMemory:
             seen_through = ev is not None and ev.is_miss(vis)
             if obj.present and not seen_through:
                 continue
-            sim = 0.0
-            if (
-                isinstance(self._encoder, ClipEncoder)
-                and det.feature is not None
-                and obj.feature is not None
-            ):
-                # Image features on both sides must agree; without them (crop budget spent,
-                # crop too small) the label alone decides, as with features off.
-                sim = feature_similarity(det.feature, obj.feature)
-                if sim < cfg.moved_min_feature_similarity:
-                    continue
+            sim = self._reid_similarity(det.feature, obj.feature)
+            if sim is None:
+                continue
             dist = float(np.linalg.norm(geom.center - obj.center))
             priority = 0.0 if (seen_through or not obj.present) else 1.0
             key = (priority, -sim, dist)
             if best is None or key < best[0]:
                 best = (key, oid)
         return None if best is None else best[1]
+
+    def _reid_similarity(self, a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+        """Image-feature similarity for re-identifying a moved object; None = they disagree.
+
+        Image features on both sides must agree (``association.moved_min_feature_similarity``);
+        without them (features off or label text, crop budget spent, crop too small) the label
+        alone decides and the similarity is 0.
+        """
+        if not isinstance(self._encoder, ClipEncoder) or a is None or b is None:
+            return 0.0
+        sim = feature_similarity(a, b)
+        return sim if sim >= self.config.association.moved_min_feature_similarity else None
 
     def _relocate(self, model: ObjectModel, stamp: float, events: list[ChangeEvent]) -> str | None:
         """Link an object found missing to a same-label object first seen after it (MOVED).
@@ -639,15 +643,9 @@ class SceneMemory:
             dist = float(np.linalg.norm(o.center - obj.center))
             if dist < cfg.moved_min_displacement_m:
                 continue
-            sim = 0.0
-            if (
-                isinstance(self._encoder, ClipEncoder)
-                and obj.feature is not None
-                and o.feature is not None
-            ):
-                sim = feature_similarity(obj.feature, o.feature)
-                if sim < cfg.moved_min_feature_similarity:
-                    continue
+            sim = self._reid_similarity(obj.feature, o.feature)
+            if sim is None:
+                continue
             key = (-sim, -o.first_seen)
             if best is None or key < best[0]:
                 best = (key, oid)
