@@ -24,6 +24,7 @@ BENCHES = {
     "policy": ["bench.bench_policy", "--tokens", "256", "--dim", "512", "--capacity", "16"],
     "policy_service": ["bench.bench_policy_service", "--tokens", "256", "--dim", "512"],
     "icl_segmentation": ["bench.icl_segmentation"],
+    "accuracy": ["bench.bench_accuracy", "--episode", "tour_changes_tour"],
 }
 QUICK = {"ingest": ["--quick"]}
 
