@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
-from memory_node.core.types import QueryRequest
+from memory_node.core.types import InvalidInput, QueryRequest
 from memory_node.demo import find_episode
 from memory_node.evaluation import (
     KINDS,
@@ -78,17 +78,22 @@ def main() -> None:
     events: list[MemEvent] = []
     t0 = time.monotonic()
     frames = 0
+    dropped: dict[str, int] = {}
     total = runner.frame_count if not args.max_frames else min(args.max_frames, runner.frame_count)
     for step in tqdm(runner, total=total, unit="frame", desc=f"{args.episode}"):
-        report = memory.ingest(step.frame)
+        if frames >= total:
+            break
+        frames += 1
+        try:
+            report = memory.ingest(step.frame)
+        except InvalidInput as err:  # e.g. the camera inside a wall: dropped, as the node does
+            dropped[str(err).split(" (")[0]] = dropped.get(str(err).split(" (")[0], 0) + 1
+            continue
         for e in report.events:
             events.append(
                 MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position,
                          e.new_position)
             )  # fmt: skip
-        frames += 1
-        if frames >= total:
-            break
     elapsed = time.monotonic() - t0
     gt = runner.ground_truth()
     runner.close()
@@ -109,6 +114,7 @@ def main() -> None:
     report = {
         "episode": args.episode,
         "frames": frames,
+        "frames_dropped": dropped,
         "resolution": [args.width, args.height],
         "rate_hz": args.rate_hz,
         "ingest_wall_s": round(elapsed, 1),
@@ -121,6 +127,8 @@ def main() -> None:
             1000.0 * false_static / static_frames if static_frames else float("nan")
         ),
     }
+    if dropped:
+        print(f"\nframes dropped by the memory: {dropped}")
     print(
         f"\nobjects seen in {args.min_frames}+ frames remembered: {objects.found}/"
         f"{objects.gt_considered} ({100 * objects.recall:.1f} %), duplicates {objects.duplicates} "

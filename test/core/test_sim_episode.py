@@ -275,3 +275,16 @@ def test_episode_on_imported_gazebo_world() -> None:
         assert sum(len(s.truth.visible) for s in steps) > 0
         [change] = runner.sim.changes
         assert change.kind == ChangeKind.DISAPPEARED and change.name == "Ball_01_001"
+
+
+def test_shipped_small_house_tour_plans_through_the_house() -> None:
+    if not SMALL_HOUSE.is_file():
+        pytest.skip(f"{SMALL_HOUSE} is not present")
+    from memory_sim.episode import load_episode, plan_trajectory
+
+    path = Path(__file__).resolve().parents[2] / "sim/episodes/small_house_tour.yaml"
+    episode = load_episode(str(path))
+    scene = episode.build_scene()
+    trajectory = plan_trajectory(episode, scene)
+    assert len([o for o in scene.objects if not o.structure]) >= 80
+    assert trajectory.duration > 60.0
