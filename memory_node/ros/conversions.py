@@ -305,7 +305,8 @@ def _array_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
         encoding=encoding,
         is_bigendian=0,
         step=pixels.strides[0],
-        data=pixels.tobytes(),
+        # array('B') rather than bytes: rclpy serialises it ~25x faster (2 ms vs 48 ms, 1.2 MB)
+        data=array.array("B", pixels.tobytes()),
     )
 
 
