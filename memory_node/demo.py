@@ -451,7 +451,10 @@ def main(argv: list[str] | None = None) -> None:
     t_start = time.monotonic()
     procs = Processes(out)
     use_sim = not args.services_only
-    bringup = [sys.executable, "-m", "memory_node.ros.bringup", "--log-level", "warn"]
+    bringup = [
+        sys.executable, "-m", "memory_node.ros.bringup", "--log-level", "info",
+        "-p", "inputs.qos_reliability:=reliable",
+    ]  # fmt: skip
     if use_sim:
         episode_path = find_episode(args.episode)
         plan = plan_episode(episode_path, args.rate_hz)

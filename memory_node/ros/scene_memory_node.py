@@ -32,7 +32,6 @@ from rclpy.qos import (
     HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
-    qos_profile_sensor_data,
 )
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -73,6 +72,16 @@ class InputConfig:
         True,
         "Pair rgb/camera_info by stamp like the images (false: use the latest camera_info "
         "received, for drivers that publish it rarely or latched).",
+    )
+    qos_reliability: str = param(
+        "best_effort",
+        "Reliability of the camera subscriptions: best_effort (sensor-data QoS, matches every "
+        "driver; large images may lose frames under load) or reliable (every frame arrives; "
+        "needs reliable publishers, such as sim_publisher).",
+        choices=("best_effort", "reliable"),
+    )
+    qos_depth: int = param(
+        5, "Queue depth of each camera subscription.", min_value=1, max_value=100
     )
     camera_frame: str = param(
         "", "Optical frame looked up in TF when pose_source is tf ('' = the image's frame_id)."
@@ -233,7 +242,14 @@ class SceneMemoryNode(LifecycleNode):
         if cfg.inputs.pair_camera_info:
             streams.append("info")
         self._sync = StampSynchronizer(streams, cfg.sync)
-        qos = qos_profile_sensor_data
+        qos = QoSProfile(
+            depth=cfg.inputs.qos_depth,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=ReliabilityPolicy.RELIABLE
+            if cfg.inputs.qos_reliability == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT,
+            durability=DurabilityPolicy.VOLATILE,
+        )
         grp = self._sensor_group
 
         def sub(msg_type: Any, topic: str, stream: str) -> None:

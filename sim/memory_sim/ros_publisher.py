@@ -8,10 +8,11 @@ Publishes, every simulated frame and all with one shared header stamp (sim time)
 * ``instance/image`` (32SC1, 0 = none) and ``instance/labels`` (memory_interfaces/InstanceLabels);
 * ``/clock`` (rosgraph_msgs/Clock) for nodes running with ``use_sim_time``.
 
-Camera streams use the sensor-data QoS; ``/clock`` is reliable (compatible with every
-subscriber). Parameters: the node's own (``episode_path``, ``realtime_factor``...), the
-simulator's (``rate_hz``, ``seed``, ``camera.*``, ``noise.*``) and the procedural house's
-(``procedural.*``, used when no episode file is given: endless coverage tours).
+Camera streams and ``/clock`` are published reliable: that matches every subscriber, and
+reliable subscribers get every frame. Parameters: the node's own (``episode_path``,
+``realtime_factor``...), the simulator's (``rate_hz``, ``seed``, ``camera.*``, ``noise.*``)
+and the procedural house's (``procedural.*``, used when no episode file is given: endless
+coverage tours).
 
 The simulator runs in the timer callback (single-threaded executor is enough: there are no
 services). When an episode ends its ground truth is written to ``ground_truth_path`` (if set);
@@ -29,7 +30,7 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -107,7 +108,10 @@ class SimPublisher(Node):
         self.episodes_done = 0
         self.frames_published = 0
         self.finished = False
-        sensor = qos_profile_sensor_data
+        # Reliable publishers match both best-effort and reliable subscribers; a subscriber that
+        # asks for reliable delivery (scene_memory with inputs.qos_reliability:=reliable) then
+        # gets every frame instead of losing fragments of large images.
+        sensor = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_rgb = self.create_publisher(Image, "rgb/image", sensor)
         self.pub_depth = self.create_publisher(Image, "depth/image", sensor)
         self.pub_info = self.create_publisher(CameraInfo, "rgb/camera_info", sensor)
