@@ -176,7 +176,8 @@ def test_unreadable_file_is_an_episode_error(tmp_path: Path) -> None:
 
 
 def test_shipped_episodes_plan_and_validate() -> None:
-    found = sorted(p.name for p in EPISODES.glob("*.yaml"))
+    # small_house_tour needs ../shared/data: test_shipped_small_house_tour_plans_through_the_house
+    found = sorted(p.name for p in EPISODES.glob("*.yaml") if p.name != "small_house_tour.yaml")
     assert {"full_tour.yaml", "tour_changes_tour.yaml", "soak_long.yaml"} <= set(found)
     counts = {}
     for name in found:
