@@ -705,33 +705,19 @@ class SceneMemory:
         obj.present = True
         if obj.label != old_label:
             self._relabel(obj.id, old_label, obj.label)
-        if model.confirmed:
-            if moved_to:
-                events.append(
-                    ChangeEvent(
-                        kind=ChangeKind.MOVED,
-                        object_id=obj.id,
-                        label=obj.label,
-                        stamp=stamp,
-                        old_position=old_center,
-                        new_position=obj.center.copy(),
-                        old_state=obj.state,
-                        new_state=det.state or obj.state,
-                    )
+        if model.confirmed and (moved_to or was_absent):
+            events.append(
+                ChangeEvent(
+                    kind=ChangeKind.MOVED if moved_to else ChangeKind.APPEARED,
+                    object_id=obj.id,
+                    label=obj.label,
+                    stamp=stamp,
+                    old_position=old_center,
+                    new_position=obj.center.copy(),
+                    old_state=obj.state,
+                    new_state=det.state or obj.state,
                 )
-            elif was_absent:
-                events.append(
-                    ChangeEvent(
-                        kind=ChangeKind.APPEARED,
-                        object_id=obj.id,
-                        label=obj.label,
-                        stamp=stamp,
-                        old_position=old_center,
-                        new_position=obj.center.copy(),
-                        old_state=obj.state,
-                        new_state=det.state or obj.state,
-                    )
-                )
+            )
         if det.state and det.state != obj.state:
             if model.confirmed and obj.state:
                 events.append(
