@@ -27,7 +27,19 @@ class MappingConfig:
         0.025, "voxel size of the fused object points, metres", min_value=0.005, max_value=0.5
     )
     max_voxels_per_object: int = param(
-        4000, "cap on fused voxels per object (least observed dropped)", min_value=16
+        16000,
+        "cap on fused voxels per object (least supported dropped); at 2.5 cm voxels 16000 "
+        "cover 10 m2 of surface, a sofa, bed or carpet (a lower cap drops the newly seen parts "
+        "of a large object at once: its box stays truncated and later views become duplicates)",
+        min_value=16,
+    )
+    box_min_support: float = param(
+        1.0,
+        "an object's box (centre, size) spans the voxels whose support (sum of the weights of "
+        "the readings fused into them: 1 for one reading within depth.full_weight_range_m) "
+        "reaches this, or half the object's 75th percentile of support when lower (objects seen "
+        "only from far); 0 = all voxels",
+        min_value=0.0,
     )
     min_observations_to_confirm: int = param(
         2,
@@ -100,7 +112,8 @@ class ObjectModel:
         index: integer behind ``obj.id``.
         keys: (M,) int64 sorted voxel keys at ``voxel_size_m``.
         means: (M, 3) float32 running mean point of each voxel, metres, map frame.
-        hits: (M,) float32 observation count per voxel.
+        hits: (M,) float32 support per voxel: the sum of the weights of the detections' voxels
+            fused into it (one per observation when readings are near, less when far).
         confirmed: seen in enough frames to be part of the graph.
         depth_support: 1 once a later frame's depth showed the unconfirmed object again where
             the segmenter missed it (counts as one observation towards confirmation).
@@ -150,7 +163,7 @@ def new_model(index: int, det: Detection, stamp: float, config: MappingConfig) -
         index=index,
         keys=det.keys.copy(),
         means=det.means.copy(),
-        hits=np.ones(det.keys.size, np.float32),
+        hits=_det_weights(det),
     )
     _vote(obj, det)
     if det.state:
@@ -158,6 +171,13 @@ def new_model(index: int, det: Detection, stamp: float, config: MappingConfig) -
     _cap(model, config)
     refresh_geometry(model, config, stamp, record_history=True)
     return model
+
+
+def _det_weights(det: Detection) -> np.ndarray:
+    """(M,) float32 support a detection adds to each of its voxels (1 when unweighted)."""
+    if det.weights is None:
+        return np.ones(det.keys.size, np.float32)
+    return np.maximum(np.asarray(det.weights, np.float32), np.float32(1e-3))
 
 
 def _vote(obj: SceneObject, det: Detection) -> None:
@@ -173,22 +193,24 @@ def _vote(obj: SceneObject, det: Detection) -> None:
 def fuse(model: ObjectModel, det: Detection, stamp: float, config: MappingConfig) -> None:
     """Add an associated detection to ``model``: voxels, votes, counts, times (not state)."""
     keys, means, hits = model.keys, model.means, model.hits
+    w = _det_weights(det)
     if keys.size:
         idx = np.minimum(np.searchsorted(keys, det.keys), keys.size - 1)
         found = keys[idx] == det.keys
         at = idx[found]  # keys are unique on both sides: no repeated index
         h = hits[at]
+        wf = w[found]
         means = means.copy()
-        means[at] = (means[at] * h[:, None] + det.means[found]) / (h[:, None] + 1.0)
+        means[at] = (means[at] * h[:, None] + det.means[found] * wf[:, None]) / (h + wf)[:, None]
         hits = hits.copy()
-        hits[at] = h + 1.0
+        hits[at] = h + wf
         new = ~found
     else:
         new = np.ones(det.keys.size, dtype=bool)
     if new.any():
         keys = np.concatenate([keys, det.keys[new]])
         means = np.concatenate([means, det.means[new]])
-        hits = np.concatenate([hits, np.ones(int(new.sum()), np.float32)])
+        hits = np.concatenate([hits, w[new]])
         order = np.argsort(keys, kind="stable")
         keys, means, hits = keys[order], means[order], hits[order]
     model.keys, model.means, model.hits = keys, means, hits
@@ -212,7 +234,7 @@ def replace_geometry(
     """Replace the voxels of a moved object by the detection's (no ghost left behind)."""
     model.keys = det.keys.copy()
     model.means = det.means.copy()
-    model.hits = np.ones(det.keys.size, np.float32)
+    model.hits = _det_weights(det)
     obj = model.obj
     obj.observations += 1
     obj.last_seen = max(obj.last_seen, stamp)
@@ -265,14 +287,18 @@ def remove_outliers(model: ObjectModel) -> int:
 def refresh_geometry(
     model: ObjectModel, config: MappingConfig, stamp: float, record_history: bool
 ) -> None:
-    """Recompute points, box and (optionally) history of ``model.obj`` from its voxels."""
+    """Recompute points, box and (optionally) history of ``model.obj`` from its voxels.
+
+    ``obj.points`` holds every voxel; the box only the well supported ones (see
+    :func:`box_voxels`), so that a few deep, noisy readings do not stretch it.
+    """
     model.coarse = None
     obj = model.obj
     if model.keys.size == 0:
         obj.points = np.zeros((0, 3), np.float32)
         return
-    pts = model.means
-    obj.points = pts
+    obj.points = model.means
+    pts = model.means[box_voxels(model.hits, config.box_min_support)]
     lo = pts.min(axis=0).astype(np.float64)
     hi = pts.max(axis=0).astype(np.float64)
     obj.center = 0.5 * (lo + hi)
@@ -286,6 +312,24 @@ def refresh_geometry(
             hist.append((float(stamp), obj.center.copy()))
             if len(hist) > config.history_length:
                 del hist[: len(hist) - config.history_length]
+
+
+def box_voxels(hits: np.ndarray, min_support: float) -> np.ndarray:
+    """Which voxels an object's box spans.
+
+    Args:
+        hits: (M,) float support of each voxel (M >= 1).
+        min_support: support a voxel needs; objects seen only from far (most voxels below it)
+            need half the 75th percentile of their supports instead.
+
+    Returns:
+        (M,) bool, never all False.
+    """
+    if min_support <= 0 or hits.size == 0:
+        return np.ones(hits.size, dtype=bool)
+    threshold = min(float(min_support), 0.5 * float(np.percentile(hits, 75)))
+    keep: np.ndarray = hits >= threshold * (1.0 - 1e-6)
+    return keep
 
 
 def merge_models(keep: ObjectModel, drop: ObjectModel, config: MappingConfig) -> None:

@@ -50,6 +50,13 @@ class DepthConfig:
         min_value=0.0,
         max_value=1.0,
     )
+    full_weight_range_m: float = param(
+        2.5,
+        "points up to this depth count fully towards an object's voxels; deeper ones weigh "
+        "(range / depth)^4, the inverse variance of a depth noise growing with depth squared, "
+        "metres (0 = every point counts fully)",
+        min_value=0.0,
+    )
     rotation_tolerance: float = param(
         1e-3,
         "largest accepted deviation of the pose rotation from orthonormal (max |R^T R - I|)",
@@ -68,6 +75,8 @@ class FramePoints:
         flat_index: (N,) int64 index of each point into the strided grid (row-major).
         grid_shape: (h, w) of the strided grid.
         stride: pixel stride used.
+        weights: (N,) float32 confidence of each point in (0, 1] (see :func:`depth_weights`);
+            None = all 1.
     """
 
     points_map: np.ndarray
@@ -76,6 +85,7 @@ class FramePoints:
     flat_index: np.ndarray
     grid_shape: tuple[int, int]
     stride: int
+    weights: np.ndarray | None = None
 
 
 def validate_frame(frame: Frame, config: DepthConfig) -> None:
@@ -224,7 +234,28 @@ def backproject(
     y = (rows.astype(np.float32) - np.float32(cy)) * z / np.float32(fy)
     pts_cam = np.stack([x, y, z], axis=1)
     pts_map = transform_points(map_T_camera, pts_cam)
-    return FramePoints(pts_map, rows, cols, flat.astype(np.int64), (h, w), s), ok
+    weights = depth_weights(z, config.full_weight_range_m)
+    return FramePoints(pts_map, rows, cols, flat.astype(np.int64), (h, w), s, weights), ok
+
+
+def depth_weights(depth: np.ndarray, full_weight_range_m: float) -> np.ndarray:
+    """Confidence of depth readings whose noise std grows with the square of the depth.
+
+    Args:
+        depth: (N,) float, metres along the optical axis (> 0).
+        full_weight_range_m: readings up to this depth get weight 1; deeper ones
+            ``(full_weight_range_m / depth)^4`` (inverse variance relative to that depth);
+            0 gives every reading weight 1.
+
+    Returns:
+        (N,) float32 weights in (0, 1].
+    """
+    d = np.asarray(depth, dtype=np.float32)
+    if full_weight_range_m <= 0:
+        return np.ones(d.shape, np.float32)
+    r = np.float32(full_weight_range_m) / np.maximum(d, np.float32(1e-6))
+    out: np.ndarray = np.minimum(r, np.float32(1.0)) ** 4
+    return out
 
 
 def transform_points(a_T_b: np.ndarray, points_b: np.ndarray) -> np.ndarray:
@@ -292,6 +323,31 @@ def voxelize(points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndar
     for j in range(3):
         means[:, j] = np.bincount(inv, weights=points[:, j], minlength=keys.size) / counts
     return keys, means
+
+
+def voxelize_weighted(
+    points: np.ndarray, voxel_size: float, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group weighted points by voxel.
+
+    Args:
+        points: (N, 3) float, metres.
+        voxel_size: metres.
+        weights: (N,) float point weights.
+
+    Returns:
+        keys: (M,) int64 sorted unique voxel keys; means: (M, 3) float32 mean of the points of
+        each voxel, metres; voxel_weights: (M,) float32 mean weight of the points of each voxel.
+    """
+    if points.shape[0] == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 3), np.float32), np.zeros(0, np.float32)
+    keys, inv = np.unique(voxel_keys(points, voxel_size), return_inverse=True)
+    counts = np.bincount(inv, minlength=keys.size).astype(np.float64)
+    means = np.empty((keys.size, 3), np.float32)
+    for j in range(3):
+        means[:, j] = np.bincount(inv, weights=points[:, j], minlength=keys.size) / counts
+    w = np.bincount(inv, weights=np.asarray(weights, np.float64), minlength=keys.size) / counts
+    return keys, means, w.astype(np.float32)
 
 
 def key_indices(keys: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from memory_node.core.config import param
-from memory_node.core.geometry import FramePoints, voxel_keys, voxelize
+from memory_node.core.geometry import FramePoints, voxel_keys, voxelize, voxelize_weighted
 from memory_node.core.types import Frame
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ class Detection:
         feature: optional (D,) float32 unit-norm feature, filled by the encoder.
         point_index: optional (N,) int64 rows of the frame's :class:`FramePoints` that make up
             the detection (for drawing; not kept in memory).
+        weights: optional (M,) float32 confidence in (0, 1] of each voxel of ``keys`` (mean
+            weight of its points, lower for deep, noisy readings); None = all 1.
     """
 
     points: np.ndarray
@@ -118,6 +120,7 @@ class Detection:
     num_pixels: int
     feature: np.ndarray | None = None
     point_index: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     @classmethod
     def from_points(
@@ -130,10 +133,29 @@ class Detection:
         instance_id: int,
         bbox_px: tuple[int, int, int, int],
         num_pixels: int,
+        point_weights: np.ndarray | None = None,
     ) -> Detection:
-        """Make a detection from its (N, 3) float32 map-frame points, voxelized."""
-        keys, means = voxelize(points, voxel_size)
-        return cls(points, keys, means, label, score, state, instance_id, bbox_px, num_pixels)
+        """Make a detection from its (N, 3) float32 map-frame points, voxelized.
+
+        ``point_weights`` (N,) gives each point's confidence; the voxels then carry the mean
+        weight of their points in ``weights``.
+        """
+        if point_weights is None:
+            keys, means = voxelize(points, voxel_size)
+            return cls(points, keys, means, label, score, state, instance_id, bbox_px, num_pixels)
+        keys, means, weights = voxelize_weighted(points, voxel_size, point_weights)
+        return cls(
+            points,
+            keys,
+            means,
+            label,
+            score,
+            state,
+            instance_id,
+            bbox_px,
+            num_pixels,
+            weights=weights,
+        )
 
 
 def _bbox(rows: np.ndarray, cols: np.ndarray, stride: int) -> tuple[int, int, int, int]:
@@ -195,6 +217,7 @@ def segment_given(
                 instance_id=iid,
                 bbox_px=_bbox(fp.rows[sel], fp.cols[sel], fp.stride),
                 num_pixels=int(b - a),
+                point_weights=None if fp.weights is None else fp.weights[sel],
             )
         )
         detections[-1].point_index = sel
@@ -317,6 +340,7 @@ def segment_geometric(
                 instance_id=index,
                 bbox_px=_bbox(fp.rows[sel], fp.cols[sel], fp.stride),
                 num_pixels=int(b - a),
+                point_weights=None if fp.weights is None else fp.weights[sel],
             )
         )
         detections[-1].point_index = sel

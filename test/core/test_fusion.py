@@ -13,6 +13,7 @@ from memory_node.core.association import (
 )
 from memory_node.core.fusion import (
     MappingConfig,
+    box_voxels,
     fuse,
     merge_models,
     new_model,
@@ -63,6 +64,54 @@ def test_voxel_cap_bounds_an_object() -> None:
     m = new_model(0, cube((0, 0, 0), side=0.5), 1.0, cfg)
     assert m.keys.size == 50 and m.means.shape == (50, 3) and m.hits.size == 50
     assert np.all(np.diff(m.keys) > 0)
+
+
+def test_the_cap_keeps_a_large_object_growing_over_new_views() -> None:
+    # A 3 x 2 m slab seen in two halves: both fit, so the box spans the whole slab.
+    cfg = MappingConfig()
+    g = np.arange(0.0, 1.5, VS / 2)
+    xx, yy = np.meshgrid(g, np.arange(0.0, 2.0, VS / 2))
+    half = np.stack([xx.ravel(), yy.ravel(), np.zeros(xx.size)], axis=1).astype(np.float32)
+    d1 = Detection.from_points(half, VS, "carpet", 1.0, "", 1, (0, 0, 1, 1), half.shape[0])
+    other = half + np.float32([1.5, 0.0, 0.0])
+    d2 = Detection.from_points(other, VS, "carpet", 1.0, "", 1, (0, 0, 1, 1), half.shape[0])
+    m = new_model(0, d1, 1.0, cfg)
+    fuse(m, d1, 2.0, cfg)
+    fuse(m, d2, 3.0, cfg)
+    np.testing.assert_allclose(m.obj.size[:2], [3.0, 2.0], atol=0.03)
+
+
+def weighted(det: Detection, weight: float) -> Detection:
+    det.weights = np.full(det.keys.size, weight, np.float32)
+    return det
+
+
+def test_far_noisy_voxels_count_less_and_do_not_stretch_the_box() -> None:
+    cfg = MappingConfig()
+    m = new_model(0, cube((0, 0, 0)), 1.0, cfg)
+    fuse(m, cube((0, 0, 0)), 2.0, cfg)
+    assert np.all(m.hits == 2.0)
+    # A far view (weight 1/16) with readings smeared 10 cm behind the cube.
+    far = weighted(cube((0.1, 0, 0)), 1 / 16)
+    fuse(m, far, 3.0, cfg)
+    assert m.hits.max() == np.float32(2 + 1 / 16) and m.hits.min() == np.float32(1 / 16)
+    np.testing.assert_allclose(m.obj.center, [0.0, 0.0, 0.0], atol=0.01)
+    np.testing.assert_allclose(m.obj.size, [0.2, 0.2, 0.2], atol=0.015)
+    assert m.obj.points[:, 0].max() > 0.15  # the voxels are kept, only the box ignores them
+    # Without the support threshold the box covers the smear.
+    refresh_geometry(m, MappingConfig(box_min_support=0.0), 3.0, record_history=False)
+    assert m.obj.size[0] > 0.28
+
+
+def test_an_object_seen_only_from_far_keeps_its_best_supported_voxels() -> None:
+    hits = np.array([0.1, 0.1, 0.1, 0.4, 0.4, 0.4, 0.4, 0.2], np.float32)
+    keep = box_voxels(hits, 1.0)
+    np.testing.assert_array_equal(keep, hits >= 0.2)
+    assert box_voxels(np.array([0.05], np.float32), 1.0).all()
+    assert box_voxels(hits, 0.0).all()
+    far = weighted(cube((0, 0, 0)), 1 / 16)
+    m = new_model(0, far, 1.0, MappingConfig())
+    np.testing.assert_allclose(m.obj.size, [0.2, 0.2, 0.2], atol=0.015)
 
 
 def test_replace_geometry_leaves_nothing_at_the_old_place() -> None:

@@ -9,6 +9,7 @@ from memory_node.core.geometry import (
     DepthConfig,
     FrameRejected,
     backproject,
+    depth_weights,
     flying_pixel_mask,
     invert_transform,
     key_centers,
@@ -18,6 +19,7 @@ from memory_node.core.geometry import (
     validate_frame,
     voxel_keys,
     voxelize,
+    voxelize_weighted,
 )
 from memory_node.core.types import Frame, InvalidInput
 
@@ -157,3 +159,30 @@ def test_projection_inverts_backprojection() -> None:
     np.testing.assert_allclose(u, fp.cols, atol=1e-3)
     np.testing.assert_allclose(v, fp.rows, atol=1e-3)
     np.testing.assert_allclose(z, 1.5, atol=1e-5)
+
+
+def test_depth_weights_are_inverse_variance_of_a_quadratic_depth_noise() -> None:
+    w = depth_weights(np.array([1.0, 2.5, 5.0, 7.5], np.float32), 2.5)
+    np.testing.assert_allclose(w, [1.0, 1.0, 1 / 16, 1 / 81], rtol=1e-6)
+    np.testing.assert_allclose(depth_weights(np.array([9.0]), 0.0), [1.0])
+
+
+def test_backprojected_points_carry_their_depth_weight() -> None:
+    depth = np.full((H, W), 2.0, np.float32)
+    depth[:, W // 2 :] = 5.0
+    fp, _ = backproject(depth, K, np.eye(4), DepthConfig(pixel_stride=1, full_weight_range_m=2.5))
+    assert fp.weights is not None and fp.weights.shape == (fp.points_map.shape[0],)
+    near = fp.points_map[:, 2] < 3.0
+    np.testing.assert_allclose(fp.weights[near], 1.0)
+    np.testing.assert_allclose(fp.weights[~near], 1 / 16, rtol=1e-5)
+
+
+def test_voxelize_weighted_averages_points_and_weights_per_voxel() -> None:
+    pts = np.array([[0.01, 0.01, 0.01], [0.02, 0.02, 0.02], [0.5, 0.5, 0.5]], np.float32)
+    keys, means, w = voxelize_weighted(pts, 0.1, np.array([1.0, 0.5, 0.25], np.float32))
+    assert keys.size == 2
+    k0, _ = voxelize(pts, 0.1)
+    np.testing.assert_array_equal(keys, k0)
+    order = np.argsort(means[:, 0])
+    np.testing.assert_allclose(means[order[0]], [0.015] * 3, atol=1e-6)
+    np.testing.assert_allclose(w[order], [0.75, 0.25])

@@ -53,6 +53,17 @@ def test_given_masks_give_one_detection_per_labelled_instance() -> None:
     assert 0 <= c0 < c1 <= W and 0 <= r0 < r1 <= H
 
 
+def test_given_detections_carry_voxel_weights_from_depth() -> None:
+    f = scene()
+    fp = points(f)
+    assert fp.weights is not None
+    dets, _ = segment_given(f, fp, VS, SegmentationConfig())
+    crate = next(d for d in dets if d.label == "crate")
+    assert crate.weights is not None and crate.weights.shape == crate.keys.shape
+    # The crate is 2.2-2.9 m away: the nearest voxels count fully, the farthest less.
+    assert crate.weights.max() == 1.0 and 0.4 < crate.weights.min() < 1.0
+
+
 def test_ids_missing_from_labels_are_ignored_and_tiny_masks_dropped() -> None:
     f = scene()
     assert f.instance is not None and f.instance_labels is not None
