@@ -66,6 +66,14 @@ def main() -> None:
     p.add_argument("--rate-hz", type=float, default=5.0)
     p.add_argument("--min-frames", type=int, default=10)
     p.add_argument("--max-frames", type=int, default=0, help="stop early (0 = whole episode)")
+    p.add_argument(
+        "--miss-prob",
+        type=float,
+        default=None,
+        help="probability that the simulated segmenter misses an instance in a frame "
+        "(default: the simulator's, 0.05)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sensor imperfections")
     p.add_argument("--output", default="")
     args = p.parse_args()
 
@@ -73,6 +81,9 @@ def main() -> None:
     config = SimConfig()
     config.rate_hz = args.rate_hz
     config.camera.width_px, config.camera.height_px = args.width, args.height
+    config.seed = args.seed
+    if args.miss_prob is not None:
+        config.noise.mask_miss_prob = args.miss_prob
     runner = EpisodeRunner(load_episode(str(path)), config)
     memory = SceneMemory(SceneMemoryConfig())
     events: list[MemEvent] = []
@@ -105,7 +116,7 @@ def main() -> None:
     end = float("inf")
     objects = match_objects(gt_objects_at(gt, end), remembered, min_frames_seen=args.min_frames)
     first_change = min((c["stamp"] for c in gt["changes"]), default=float("inf"))
-    changes = change_metrics(gt["changes"], events, since_s=first_change)
+    changes = change_metrics(gt["changes"], events, since_s=first_change, frames=gt["frames"])
     static_frames = sum(1 for f in gt["frames"] if f["stamp"] < first_change)
     false_static = sum(
         1 for e in events if e.stamp < first_change and e.kind in ("MOVED", "DISAPPEARED")
@@ -117,6 +128,8 @@ def main() -> None:
         "frames_dropped": dropped,
         "resolution": [args.width, args.height],
         "rate_hz": args.rate_hz,
+        "mask_miss_prob": config.noise.mask_miss_prob,
+        "seed": args.seed,
         "ingest_wall_s": round(elapsed, 1),
         "objects": {k: v for k, v in asdict(objects).items() if k != "matches"},
         "label_first_rate": rate,
@@ -126,7 +139,19 @@ def main() -> None:
         "false_moved_or_disappeared_per_1000_static_frames": (
             1000.0 * false_static / static_frames if static_frames else float("nan")
         ),
-    }
+        "memory_objects": [
+            {"id": o.id, "label": o.label, "center": np.round(o.center, 3),
+             "size": np.round(o.size, 3), "present": o.present, "state": o.state,
+             "first_seen": o.first_seen, "last_seen": o.last_seen}
+            for o in memory.objects.values()
+        ],
+        "gt_changes": gt["changes"],
+        "events": [
+            {"kind": e.kind, "id": e.object_id, "label": e.label, "stamp": e.stamp,
+             "old": np.round(e.old_position, 3), "new": np.round(e.new_position, 3)}
+            for e in events
+        ],
+    }  # fmt: skip
     if dropped:
         print(f"\nframes dropped by the memory: {dropped}")
     print(
@@ -136,13 +161,22 @@ def main() -> None:
         f"{100 * objects.median_centroid_error_m:.1f} cm"
     )
     print(f"label query returns that label first: {100 * rate:.1f} % (misses: {wrong_labels})")
-    print(f"{'kind':14s} {'truth':>5s} {'reported':>8s} {'precision':>9s} {'recall':>6s} delay s")
+    print(
+        f"{'kind':14s} {'truth':>5s} {'reported':>8s} {'precision':>9s} {'recall':>6s} "
+        f"{'delay s (median/max from first view)':>20s} {'over 1 s':>8s}"
+    )
     for kind in KINDS:
         m = changes[kind]
         print(
             f"{kind:14s} {m.gt:5d} {m.reported:8d} {m.precision:9.2f} {m.recall:6.2f} "
-            f"{m.median_delay_s:7.1f}"
+            f"{m.median_delay_s:9.1f} / {m.max_delay_s:5.1f} {m.late:8d}"
         )
+    for kind in KINDS:
+        m = changes[kind]
+        lists = (("missed", m.missed), ("false", m.false), ("never in view", m.unviewed))
+        for what, names in lists:
+            if names:
+                print(f"  {kind} {what}: {'; '.join(names)}")
     print(
         f"false MOVED/DISAPPEARED before the first change: {false_static} in {static_frames} "
         f"frames ({report['false_moved_or_disappeared_per_1000_static_frames']:.2f} per 1000)"

@@ -169,7 +169,14 @@ def match_objects(
 
 @dataclass
 class ChangeMetrics:
-    """Precision/recall of one kind of change event."""
+    """Precision/recall of one kind of change event, and how soon events came.
+
+    ``median_delay_s``/``max_delay_s``: event stamp minus the change's *first view* (see
+    :func:`first_views`) over the true positives; ``late`` counts those above ``max_delay_s``
+    allowed by the caller (``late_after_s``). ``missed`` names the true changes no event
+    matched, ``false`` describes the events that matched no true change, ``unviewed`` names
+    true changes the camera never saw after they happened (they cannot be detected).
+    """
 
     kind: str
     gt: int = 0
@@ -178,6 +185,50 @@ class ChangeMetrics:
     precision: float = float("nan")
     recall: float = float("nan")
     median_delay_s: float = float("nan")
+    max_delay_s: float = float("nan")
+    late: int = 0
+    missed: list[str] = field(default_factory=list)
+    false: list[str] = field(default_factory=list)
+    unviewed: list[str] = field(default_factory=list)
+
+
+def first_views(
+    gt_changes: Sequence[dict[str, Any]],
+    frames: Sequence[dict[str, Any]],
+    min_pixels: int = 300,
+    min_vacated: float = 0.5,
+) -> list[float | None]:
+    """Sim time at which each true change could first be seen (None = never after it).
+
+    * APPEARED, STATE_CHANGED: the first frame at or after the change showing the object with at
+      least ``min_pixels`` pixels;
+    * DISAPPEARED: the first frame showing at least ``min_vacated`` of the box it left
+      (``vacated_in_view`` of the frame truth);
+    * MOVED: the first frame by which both have happened: the object seen at its new place and
+      its old place seen empty (until then a moved object cannot be told from a second one).
+    """
+    out: list[float | None] = []
+    for c in gt_changes:
+        iid, t0 = str(c["instance_id"]), float(c["stamp"])
+        seen_obj = seen_place = None
+        for f in frames:
+            if f["stamp"] + 1e-9 < t0:
+                continue
+            if seen_obj is None and f.get("visible", {}).get(iid, 0) >= min_pixels:
+                seen_obj = float(f["stamp"])
+            if seen_place is None and f.get("vacated_in_view", {}).get(iid, 0.0) >= min_vacated:
+                seen_place = float(f["stamp"])
+            if seen_obj is not None and seen_place is not None:
+                break
+        kind = c["kind"]
+        if kind in ("APPEARED", "STATE_CHANGED"):
+            out.append(seen_obj)
+        elif kind == "DISAPPEARED":
+            out.append(seen_place)
+        else:
+            both = seen_obj is not None and seen_place is not None
+            out.append(max(seen_obj, seen_place) if both else None)  # type: ignore[type-var]
+    return out
 
 
 def change_metrics(
@@ -185,44 +236,75 @@ def change_metrics(
     events: Iterable[MemEvent],
     since_s: float = 0.0,
     max_distance_m: float = 0.5,
+    frames: Sequence[dict[str, Any]] | None = None,
+    late_after_s: float = 1.0,
+    min_view_pixels: int = 300,
 ) -> dict[str, ChangeMetrics]:
     """Per-kind precision and recall of reported events against true changes after ``since_s``.
 
     An event matches a true change of the same kind and label when it is stamped at or after the
     change and its position (new for APPEARED/MOVED, old for DISAPPEARED, either for
-    STATE_CHANGED) is within ``max_distance_m`` of the change's; matching is one-to-one,
-    earliest event first. The delay is event stamp minus change stamp (an upper bound of the
-    time from first view to event, since the robot may have been elsewhere).
+    STATE_CHANGED) is within ``max_distance_m`` of the change's; matching is one-to-one with
+    the least total distance (Hungarian). With the episode's ``frames`` (frame truth), delays
+    run from each change's first view (:func:`first_views`); without them from the change
+    itself (an upper bound, since the robot may have been elsewhere).
     """
     gts = [c for c in gt_changes if c["stamp"] >= since_s]
     evs = [e for e in events if e.stamp >= since_s]
+    views = (
+        first_views(gts, frames, min_pixels=min_view_pixels)
+        if frames is not None
+        else [float(c["stamp"]) for c in gts]
+    )
     out = {}
     for kind in KINDS:
-        g_kind = [c for c in gts if c["kind"] == kind]
+        idx = [i for i, c in enumerate(gts) if c["kind"] == kind]
+        g_kind = [gts[i] for i in idx]
         e_kind = sorted((e for e in evs if e.kind == kind), key=lambda e: e.stamp)
-        used: set[int] = set()
-        delays = []
-        for e in e_kind:
+        m = ChangeMetrics(kind=kind, gt=len(g_kind), reported=len(e_kind))
+        cost = np.full((len(e_kind), len(g_kind)), np.inf)
+        for j, e in enumerate(e_kind):
             pos = np.asarray(e.old_position if kind == "DISAPPEARED" else e.new_position, float)
-            best, best_d = None, np.inf
             for i, c in enumerate(g_kind):
-                if i in used or c["label"] != e.label or e.stamp + 1e-6 < c["stamp"]:
+                if c["label"] != e.label or e.stamp + 1e-6 < c["stamp"]:
                     continue
                 ref = c["old_position"] if kind == "DISAPPEARED" else c["new_position"]
                 d = float(np.linalg.norm(pos - np.asarray(ref, float)))
-                if d <= max_distance_m and d < best_d:
-                    best, best_d = i, d
-            if best is not None:
-                used.add(best)
-                delays.append(e.stamp - g_kind[best]["stamp"])
-        m = ChangeMetrics(
-            kind=kind, gt=len(g_kind), reported=len(e_kind), true_positives=len(used)
-        )
+                if kind == "STATE_CHANGED":  # a door swinging open moves the box: either side
+                    d = min(d, float(np.linalg.norm(pos - np.asarray(c["old_position"], float))))
+                if d <= max_distance_m:
+                    cost[j, i] = d
+        pairs: dict[int, int] = {}  # event -> true change, one-to-one, least total distance
+        if cost.size and np.isfinite(cost).any():
+            rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
+            pairs = {int(r): int(c) for r, c in zip(rows, cols, strict=True)
+                     if np.isfinite(cost[r, c])}  # fmt: skip
+        used = set(pairs.values())
+        delays = []
+        for j, e in enumerate(e_kind):
+            if j not in pairs:
+                pos = e.old_position if kind == "DISAPPEARED" else e.new_position
+                m.false.append(
+                    f"{e.label} {e.object_id} at {e.stamp:.1f} s "
+                    f"({', '.join(f'{x:.2f}' for x in np.asarray(pos, float))})"
+                )
+                continue
+            best = pairs[j]
+            view = views[idx[best]]
+            start = view if view is not None else float(g_kind[best]["stamp"])
+            delays.append(max(0.0, e.stamp - start))
+        m.true_positives = len(used)
+        m.missed = [c.get("name", c["label"]) for i, c in enumerate(g_kind) if i not in used]
+        m.unviewed = [
+            c.get("name", c["label"]) for i, c in zip(idx, g_kind, strict=True) if views[i] is None
+        ]
         if e_kind:
             m.precision = len(used) / len(e_kind)
         if g_kind:
             m.recall = len(used) / len(g_kind)
         if delays:
             m.median_delay_s = float(np.median(delays))
+            m.max_delay_s = float(np.max(delays))
+            m.late = sum(1 for d in delays if d > late_after_s + 1e-9)
         out[kind] = m
     return out

@@ -64,6 +64,12 @@ class SimConfig:
         10.0, "frames per second of sim time (dt = 1 / rate_hz)", min_value=0.1, max_value=1000.0
     )
     seed: int = param(0, "seed of every random draw of the sensor imperfections", min_value=0)
+    vacated_range_m: float = param(
+        4.0,
+        "ground truth: a place an object left counts as in view up to this distance, metres "
+        "(when the change can first be seen; not used by the rendering)",
+        min_value=0.1,
+    )
     camera: CameraConfig = field(default_factory=CameraConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
 
@@ -156,6 +162,8 @@ class Simulator:
         self._next_id = 1
         self._lut = np.zeros(1, dtype=np.int32)
         self._lut_dirty = True
+        # Boxes an object left (moved away or removed): instance id -> (8+1, 3) sample points.
+        self._vacated: dict[int, np.ndarray] = {}
         self.log = GroundTruthLog(meta={"scene": self.scene.name, "source": self.scene.source})
         self.log.rooms = [
             {"name": r.name, "label": r.label, "min_xy": list(r.min_xy), "max_xy": list(r.max_xy)}
@@ -264,6 +272,7 @@ class Simulator:
             map_T_camera=pose.copy(),
             room=self.scene.room_at(float(pose[0, 3]), float(pose[1, 3])),
             visible=visible,
+            vacated_in_view=self._vacated_in_view(pose, depth),
         )
         if self.keep_frame_truth:
             self.log.record_frame(truth)
@@ -371,6 +380,7 @@ class Simulator:
         if not pose.is_finite():
             raise SimulationError(f"refusing non-finite pose for {name!r}: {pose}")
         old = self._truth(live)
+        self._vacate(old)
         live.spec.pose = copy.deepcopy(pose)
         assert live.body is not None
         self.client.resetBasePositionAndOrientation(
@@ -383,6 +393,7 @@ class Simulator:
         """Remove a present object and record a DISAPPEARED change (its id is never reused)."""
         live = self._present(name)
         old = self._truth(live)
+        self._vacate(old)
         assert live.body is not None
         self.client.removeBody(live.body)
         live.body = None
@@ -424,6 +435,43 @@ class Simulator:
         return self._change(ChangeKind.STATE_CHANGED, live, old, new, stamp)
 
     # ------------------------------------------------------------------ internals
+    def _vacate(self, old: ObjectTruth) -> None:
+        """Remember the box an object leaves, to tell later when its old place is in view."""
+        lo, hi = np.asarray(old.box_min, float), np.asarray(old.box_max, float)
+        t = np.array([0.2, 0.5, 0.8])
+        grid = np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3)
+        self._vacated[old.instance_id] = lo + grid * (hi - lo)
+
+    def _vacated_in_view(self, map_T_camera: np.ndarray, depth: np.ndarray) -> dict[int, float]:
+        """Share of each vacated box's sample points in view and not hidden, for the frame.
+
+        A point counts when it projects inside the image, lies in front of the camera within
+        ``vacated_range_m`` and the noise-free depth there is not nearer than the point (the
+        place itself, or what is behind it, is what the camera sees).
+        """
+        out: dict[int, float] = {}
+        if not self._vacated:
+            return out
+        camera_T_map = np.linalg.inv(map_T_camera)
+        h, w = depth.shape
+        limit = self.config.vacated_range_m
+        for iid, pts in self._vacated.items():
+            pc = pts @ camera_T_map[:3, :3].T + camera_T_map[:3, 3]
+            z = pc[:, 2]
+            front = (z > 1e-3) & (z <= limit)
+            if not front.any():
+                continue
+            u = self.K[0, 0] * pc[front, 0] / z[front] + self.K[0, 2]
+            v = self.K[1, 1] * pc[front, 1] / z[front] + self.K[1, 2]
+            ui, vi = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+            inside = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
+            reading = depth[vi[inside], ui[inside]]
+            seen = (reading > 0) & (reading >= z[front][inside] - 0.05)
+            share = float(np.count_nonzero(seen)) / pts.shape[0]
+            if share > 0:
+                out[iid] = round(share, 3)
+        return out
+
     def _stamp(self, stamp: float | None) -> float:
         """Return ``stamp`` or the current sim time."""
         if stamp is None:

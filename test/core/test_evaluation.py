@@ -6,6 +6,7 @@ from memory_node.evaluation import (
     MemEvent,
     MemObject,
     change_metrics,
+    first_views,
     gt_objects_at,
     match_objects,
 )
@@ -51,6 +52,8 @@ def gt_doc():
         "changes": [
             {
                 "kind": "MOVED",
+                "instance_id": 1,
+                "name": "kitchen/mug_0",
                 "stamp": 50.0,
                 "label": "mug",
                 "old_position": [1, 0, 1],
@@ -58,6 +61,8 @@ def gt_doc():
             },
             {
                 "kind": "DISAPPEARED",
+                "instance_id": 3,
+                "name": "teddy_0",
                 "stamp": 60.0,
                 "label": "teddy",
                 "old_position": [5, 5, 0.5],
@@ -100,3 +105,58 @@ def test_change_precision_recall_and_delay():
     assert m["MOVED"].median_delay_s == 21.0
     assert m["DISAPPEARED"].recall == 0.0 and m["DISAPPEARED"].reported == 1
     assert m["APPEARED"].reported == 0 and np.isnan(m["APPEARED"].precision)
+    assert m["MOVED"].false == ["mug x at 72.0 s (8.00, 0.00, 1.00)"]
+    assert m["DISAPPEARED"].missed == ["teddy_0"] and m["MOVED"].missed == []
+
+
+def frames_doc():
+    """Frame truth: the mug seen at its new place from 55 s, its old place empty at 65 s.
+
+    The teddy's old place is glimpsed (30 %) at 61 s and seen from 62 s.
+    """
+    frames = []
+    for k in range(0, 100):
+        t = float(k)
+        f = {"stamp": t, "visible": {}, "vacated_in_view": {}}
+        if t >= 55:
+            f["visible"]["1"] = 400 if t != 56 else 100
+        if t == 65:
+            f["vacated_in_view"]["1"] = 0.9
+        if t == 61:
+            f["vacated_in_view"]["3"] = 0.3
+        if t >= 62:
+            f["vacated_in_view"]["3"] = 0.7
+        frames.append(f)
+    return frames
+
+
+def test_first_views_need_the_object_and_the_old_place():
+    views = first_views(gt_doc()["changes"], frames_doc(), min_pixels=300, min_vacated=0.5)
+    assert views == [65.0, 62.0]
+    # a change never seen afterwards has no first view
+    assert first_views(gt_doc()["changes"], frames_doc()[:60]) == [None, None]
+
+
+def test_delays_run_from_the_first_view():
+    events = [
+        MemEvent("MOVED", "a", "mug", 65.4, np.array([1, 0, 1.0]), np.array([3.0, 0, 1.0])),
+        MemEvent("DISAPPEARED", "t", "teddy", 64.0, np.array([5, 5, 0.5]), np.zeros(3)),
+    ]
+    m = change_metrics(gt_doc()["changes"], events, frames=frames_doc(), late_after_s=1.0)
+    assert abs(m["MOVED"].median_delay_s - 0.4) < 1e-9 and m["MOVED"].late == 0
+    assert m["DISAPPEARED"].max_delay_s == 2.0 and m["DISAPPEARED"].late == 1
+    assert m["MOVED"].unviewed == [] and m["DISAPPEARED"].recall == 1.0
+
+
+def test_matching_is_optimal_not_first_come() -> None:
+    """Two events at once near one removal: the nearer one is the true positive."""
+    changes = [
+        {"kind": "DISAPPEARED", "instance_id": 3, "name": "laptop_1", "stamp": 10.0,
+         "label": "laptop", "old_position": [6.31, 1.72, 0.65], "new_position": [0, 0, 0]},
+    ]  # fmt: skip
+    events = [
+        MemEvent("DISAPPEARED", "a", "laptop", 12.0, np.array([6.48, 1.27, 0.65]), np.zeros(3)),
+        MemEvent("DISAPPEARED", "b", "laptop", 12.0, np.array([6.31, 1.73, 0.65]), np.zeros(3)),
+    ]
+    m = change_metrics(changes, events)["DISAPPEARED"]
+    assert m.true_positives == 1 and m.false == ["laptop a at 12.0 s (6.48, 1.27, 0.65)"]
