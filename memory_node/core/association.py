@@ -60,8 +60,40 @@ class AssociationConfig:
     )
     moved_place_seen_before_s: float = param(
         0.5,
-        "an object seen for the first time is a moved object found at its new place only when "
-        "that place had been observed at least this long before (empty then), seconds",
+        "without free-space keyframes: an object seen for the first time is a moved object "
+        "found at its new place only when that place had been observed at least this long "
+        "before, seconds",
+        min_value=0.0,
+    )
+    use_appearance: bool = param(
+        True,
+        "keep a colour descriptor per object and require it to agree when re-identifying a "
+        "moved object (tells a removed mug and a new mug apart)",
+    )
+    moved_min_appearance_similarity: float = param(
+        0.7,
+        "least colour-descriptor similarity (Bhattacharyya, 0-1) between a detection and the "
+        "object it re-identifies",
+        min_value=0.0,
+        max_value=1.0,
+    )
+    moved_unique_appearance_similarity: float = param(
+        0.9,
+        "a new object at a place seen empty before is a known object of its label, moved, even "
+        "before that one's old place is seen empty, when their colours agree at least this "
+        "much ...",
+        min_value=0.0,
+        max_value=1.01,
+    )
+    moved_unique_margin: float = param(
+        0.1,
+        "... and no other object of the label comes within this much of that similarity ...",
+        min_value=0.0,
+        max_value=1.0,
+    )
+    moved_unseen_for_s: float = param(
+        2.0,
+        "... and the known object has not been seen for this long, seconds",
         min_value=0.0,
     )
     moved_min_feature_similarity: float = param(

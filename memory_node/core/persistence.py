@@ -7,6 +7,7 @@ File layout (schema version :data:`SCHEMA_VERSION`, journal mode WAL):
 * ``objects``: one row per :class:`SceneObject`; arrays as little-endian blobs: ``center``,
   ``size`` (3,) float64; ``points`` (N, 3) float32; ``feature`` (D,) float32 or NULL;
   ``history`` (H, 4) float64 rows ``(stamp, x, y, z)``; ``label_votes`` as JSON;
+  ``appearance`` (D,) float32 or NULL (added in version 2; version-1 files still load);
 * ``zones``, ``relations``, ``changes``: one row each, in list order (column ``idx``).
 
 Saves are atomic: the file is written under a temporary name in the destination directory
@@ -46,7 +47,7 @@ from memory_node.core.types import (
 
 _LOG = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version written to and required in the ``schema`` table."""
 
 _SCHEMA = """
@@ -69,7 +70,8 @@ CREATE TABLE objects (
     observations INTEGER NOT NULL,
     present INTEGER NOT NULL,
     miss_count REAL NOT NULL,
-    history BLOB NOT NULL
+    history BLOB NOT NULL,
+    appearance BLOB
 );
 CREATE TABLE zones (
     idx INTEGER PRIMARY KEY,
@@ -150,6 +152,7 @@ def _object_rows(objects: Sequence[SceneObject]) -> Iterator[tuple[Any, ...]]:
             int(bool(obj.present)),
             float(obj.miss_count),
             _history_blob(obj.history),
+            None if obj.appearance is None else _blob(np.reshape(obj.appearance, -1), _F32),
         )
 
 
@@ -224,7 +227,7 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
                 ],
             )
             conn.executemany(
-                "INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 _object_rows(snapshot.objects),
             )
             conn.executemany(
@@ -315,9 +318,9 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
     if "schema" not in tables:
         raise InvalidInput("not a memory_node memory file: no schema table")
     versions = [row[0] for row in conn.execute("SELECT version FROM schema")]
-    if versions != [SCHEMA_VERSION]:
+    if versions not in ([1], [SCHEMA_VERSION]):
         raise InvalidInput(
-            f"unsupported memory file schema version {versions} (this build reads "
+            f"unsupported memory file schema version {versions} (this build reads 1 and "
             f"{SCHEMA_VERSION})"
         )
     missing = {"meta", "objects", "zones", "relations", "changes"} - tables
@@ -336,7 +339,8 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
     objects: list[SceneObject] = []
     for row in conn.execute("SELECT * FROM objects ORDER BY idx"):
         (_, oid, label, conf, votes, center, size, points, feature, state, zone_id,
-         first_seen, last_seen, observations, present, miss_count, history) = row  # fmt: skip
+         first_seen, last_seen, observations, present, miss_count, history) = row[:17]  # fmt: skip
+        appearance = row[17] if len(row) > 17 else None  # version 1 files have no column
         hist = _array(history, _F64, f"object {oid} history", (-1, 4))
         objects.append(
             SceneObject(
@@ -358,6 +362,9 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
                 present=bool(present),
                 miss_count=miss_count,
                 history=[(float(h[0]), h[1:].copy()) for h in hist],
+                appearance=None
+                if appearance is None
+                else _array(appearance, _F32, f"object {oid} appearance", (-1,)),
             )
         )
     zones = [

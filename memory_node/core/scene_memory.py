@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from memory_node.core import appearance
 from memory_node.core.association import (
     INFEASIBLE,
     AssociationConfig,
@@ -46,6 +47,7 @@ from memory_node.core.features import (
     label_feature,
     make_encoder,
 )
+from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
 from memory_node.core.fusion import (
     MappingConfig,
     ObjectModel,
@@ -60,6 +62,7 @@ from memory_node.core.fusion import (
 )
 from memory_node.core.geometry import (
     DepthConfig,
+    FramePoints,
     FrameRejected,
     backproject,
     invert_transform,
@@ -101,6 +104,7 @@ class SceneMemoryConfig:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
     visibility: VisibilityConfig = field(default_factory=VisibilityConfig)
+    free_space: FreeSpaceConfig = field(default_factory=FreeSpaceConfig)
     relations: RelationConfig = field(default_factory=RelationConfig)
     zones: ZoneConfig = field(default_factory=ZoneConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
@@ -194,6 +198,7 @@ class SceneMemory:
         self._by_label: dict[str, set[str]] = {}
         self._index = GridIndex(cfg.mapping.index_cell_m)
         self._patches = PatchLayer(cfg.mapping.patch_size_m or 1.0)
+        self._free = FreeSpaceMap(cfg.free_space)
         self._next_index = 0
         self._relations: list[Relation] = []
         self._zones: list[Zone] = []
@@ -330,6 +335,7 @@ class SceneMemory:
                 for d, e in zip(labelled, emb, strict=True):
                     d.feature = e
         geoms = [detection_geometry(d, cfg.association) for d in detections]
+        looks = self._appearances(frame, fp, detections)
 
         # --- association by geometry + label + feature -------------------------------------
         matches = self._associate(detections, geoms)
@@ -352,22 +358,22 @@ class SceneMemory:
         used = set(matched_ids)
         moved: dict[int, str] = {}
         for i in unmatched:
-            oid = self._reidentify(detections[i], geoms[i], stamp, evidence, used)
+            oid = self._reidentify(detections[i], geoms[i], looks[i], stamp, evidence, used)
             if oid is not None:
                 moved[i] = oid
                 used.add(oid)
 
         for i, oid in matches.items():
-            self._update(self._models[oid], detections[i], stamp, events, moved_to=False)
+            self._update(self._models[oid], detections[i], looks[i], stamp, events, False)
             changed.add(oid)
         for i, oid in moved.items():
             model = self._models[oid]
             disp = float(np.linalg.norm(geoms[i].center - model.obj.center))
             if disp >= cfg.association.moved_min_displacement_m:
-                self._update(model, detections[i], stamp, events, moved_to=True)
+                self._update(model, detections[i], looks[i], stamp, events, True)
                 report.num_moved += 1
             else:
-                self._update(model, detections[i], stamp, events, moved_to=False)
+                self._update(model, detections[i], looks[i], stamp, events, False)
             changed.add(oid)
         report.num_updated = len(matches) + len(moved)
         det_of: dict[str, Detection] = {oid: detections[i] for i, oid in matches.items()}
@@ -376,6 +382,7 @@ class SceneMemory:
             if i in moved:
                 continue
             model = new_model(self._next_index, detections[i], stamp, cfg.mapping)
+            model.obj.appearance = looks[i]
             self._next_index += 1
             self._add_model(model)
             det_of[model.obj.id] = detections[i]
@@ -439,6 +446,19 @@ class SceneMemory:
                 self._objects[oid] = model.obj
                 self._tentative.discard(oid)
                 report.num_confirmed += 1
+                if cfg.free_space.enabled and not self._new_here(
+                    model.obj.points, model.obj.first_seen
+                ):
+                    log.debug("%s (%s) seen for the first time: no APPEARED", oid, model.obj.label)
+                    continue
+                twin = self._link_unique_look(model)
+                if twin is not None:
+                    self._absorb(self._models[twin], oid, stamp, events)
+                    changed.discard(oid)
+                    changed.add(twin)
+                    report.num_moved += 1
+                    log.debug("%s is %s, moved (unique look)", oid, twin)
+                    continue
                 events.append(
                     ChangeEvent(
                         kind=ChangeKind.APPEARED,
@@ -467,6 +487,8 @@ class SceneMemory:
         sample = fp.points_map[:: max(1, cfg.mapping.space_sample_every)]
         near = np.sum((sample - map_T_camera[:3, 3].astype(np.float32)) ** 2, axis=1)
         self._patches.observe_space(sample[near <= cfg.visibility.max_range_m**2], stamp)
+        if cfg.free_space.enabled:
+            self._free.observe(depth, K, map_T_camera, stamp)
         self._touched |= changed
 
         # --- maintenance ---------------------------------------------------------------------
@@ -551,10 +573,32 @@ class SceneMemory:
             out[oid] = check_points(model.obj.points, depth, K, camera_T_map, cfg.visibility)
         return out
 
+    def _appearances(
+        self, frame: Frame, fp: FramePoints, detections: list[Detection]
+    ) -> list[np.ndarray | None]:
+        """Colour descriptor of each detection's pixels (None without rgb or when off)."""
+        rgb = frame.rgb
+        if (
+            not self.config.association.use_appearance
+            or rgb is None
+            or np.ndim(rgb) != 3
+            or np.shape(rgb)[:2] != np.shape(frame.depth)
+        ):
+            return [None] * len(detections)
+        out: list[np.ndarray | None] = []
+        for d in detections:
+            idx = d.point_index
+            if idx is None or idx.size == 0:
+                out.append(None)
+                continue
+            out.append(appearance.colour_descriptor(rgb[fp.rows[idx], fp.cols[idx]]))
+        return out
+
     def _reidentify(
         self,
         det: Detection,
         geom: DetectionGeometry,
+        look: np.ndarray | None,
         stamp: float,
         evidence: dict[str, Evidence],
         used: set[str],
@@ -567,23 +611,29 @@ class SceneMemory:
         for a while is not a candidate: in a house with several mugs, the second mug seen is
         another mug, not the first one moved. When the new place is seen before the old one,
         :meth:`_relocate` links the two once the old place is found empty.) With image features
-        on both sides, they must also agree.
+        on both sides, they must also agree, and so must the colour descriptors.
+
+        (A new object whose colours match one unverified object of its label uniquely is linked
+        at confirmation instead: :meth:`_link_unique_look`.)
         """
         if not det.label or not self._by_label.get(det.label):
             return None
-        cfg = self.config.association
         vis = self.config.visibility
-        pts = det.means[:: max(1, det.means.shape[0] // 64)]
-        if self._patches.observed_before(pts, stamp - cfg.moved_place_seen_before_s) < 0.5:
-            return None  # a place never looked at before: seen for the first time, not moved
-        best: tuple[tuple[float, float, float], str] | None = None
-        for oid in self._by_label.get(det.label, ()):
+        if not self._new_here(det.means, stamp):
+            return None  # not where free space was seen before: seen for the first time
+        cfg = self.config.association
+        looks = {
+            oid: appearance.similarity(look, self._models[oid].obj.appearance)
+            for oid in self._by_label.get(det.label, ())
+            if self._models[oid].confirmed
+        }
+        best: tuple[tuple[float, float, float, float], str] | None = None
+        for oid, a_sim in looks.items():
             if oid in used:
                 continue
-            model = self._models[oid]
-            if not model.confirmed:
-                continue
-            obj = model.obj
+            if a_sim is not None and a_sim < cfg.moved_min_appearance_similarity:
+                continue  # looks different: another instance of the label
+            obj = self._models[oid].obj
             ev = evidence.get(oid)
             if ev is not None and ev.is_there(vis):
                 continue
@@ -594,11 +644,68 @@ class SceneMemory:
             if sim is None:
                 continue
             dist = float(np.linalg.norm(geom.center - obj.center))
-            priority = 0.0 if (seen_through or not obj.present) else 1.0
-            key = (priority, -sim, dist)
+            key = (0.0 if seen_through else 1.0, -(a_sim or 0.0), -sim, dist)
             if best is None or key < best[0]:
                 best = (key, oid)
         return None if best is None else best[1]
+
+    def _link_unique_look(self, new: ObjectModel) -> str | None:
+        """Find the known object a just-confirmed new one is, by a unique look (or None).
+
+        The new object stands where free space was seen before (it is new *there*). When its
+        colours match one other object of its label at least
+        ``association.moved_unique_appearance_similarity``, no further object of the label
+        comes within ``association.moved_unique_margin`` of that, the match has not been seen
+        for ``association.moved_unseen_for_s`` and stands at least
+        ``association.moved_min_displacement_m`` away, that object moved here, even though its
+        old place has not been seen empty yet (it is then left with nothing to miss).
+        """
+        cfg = self.config.association
+        if not cfg.use_appearance or new.obj.appearance is None:
+            return None
+        sims: dict[str, float] = {}
+        for oid in self._by_label.get(new.obj.label, ()):
+            other = self._models[oid]
+            if oid == new.obj.id or not other.confirmed:
+                continue
+            a_sim = appearance.similarity(new.obj.appearance, other.obj.appearance)
+            if a_sim is not None:
+                sims[oid] = a_sim
+        if not sims:
+            return None
+        best = max(sims, key=lambda o: sims[o])
+        top = sims[best]
+        if top < cfg.moved_unique_appearance_similarity:
+            return None
+        if any(s > top - cfg.moved_unique_margin for o, s in sims.items() if o != best):
+            return None
+        cand = self._models[best].obj
+        if cand.last_seen > new.obj.first_seen - cfg.moved_unseen_for_s:
+            return None
+        if float(np.linalg.norm(cand.center - new.obj.center)) < cfg.moved_min_displacement_m:
+            return None
+        if self._reid_similarity(new.obj.feature, cand.feature) is None:
+            return None
+        return best
+
+    def _new_here(self, points: np.ndarray, first_seen: float) -> bool:
+        """Tell whether an object first seen at ``first_seen`` stands where it was not before.
+
+        With free-space tracing (``free_space.enabled``): at least
+        ``free_space.appeared_min_free_fraction`` of its points lie in voxels seen free at least
+        ``free_space.appeared_min_age_s`` before (the camera had looked through that place).
+        Without it: at least half of them lie in patches observed
+        ``association.moved_place_seen_before_s`` before.
+        """
+        pts = points[:: max(1, points.shape[0] // 64)]
+        if pts.shape[0] == 0:
+            return False
+        fs = self.config.free_space
+        if fs.enabled:
+            share = self._free.free_before(pts, first_seen - fs.appeared_min_age_s)
+            return share >= fs.appeared_min_free_fraction
+        before = first_seen - self.config.association.moved_place_seen_before_s
+        return self._patches.observed_before(pts, before) >= 0.5
 
     def _reid_similarity(self, a: np.ndarray | None, b: np.ndarray | None) -> float | None:
         """Image-feature similarity for re-identifying a moved object; None = they disagree.
@@ -626,7 +733,7 @@ class SceneMemory:
         """
         cfg = self.config.association
         obj = model.obj
-        best: tuple[tuple[float, float], str] | None = None
+        best: tuple[tuple[float, float, float], str] | None = None
         for oid in self._by_label.get(obj.label, ()):
             other = self._models[oid]
             o = other.obj
@@ -634,24 +741,36 @@ class SceneMemory:
                 continue
             if o.first_seen <= obj.last_seen:
                 continue
-            pts = o.points[:: max(1, o.points.shape[0] // 64)]
-            if (
-                self._patches.observed_before(pts, o.first_seen - cfg.moved_place_seen_before_s)
-                < 0.5
-            ):
-                continue  # its place was never looked at before: seen for the first time
+            if not self._new_here(o.points, o.first_seen):
+                continue  # not where free space was seen before: seen for the first time
             dist = float(np.linalg.norm(o.center - obj.center))
             if dist < cfg.moved_min_displacement_m:
                 continue
             sim = self._reid_similarity(obj.feature, o.feature)
             if sim is None:
                 continue
-            key = (-sim, -o.first_seen)
+            a_sim = appearance.similarity(obj.appearance, o.appearance)
+            if a_sim is not None and a_sim < cfg.moved_min_appearance_similarity:
+                continue  # looks different: another instance that appeared
+            key = (-(a_sim or 0.0), -sim, -o.first_seen)
             if best is None or key < best[0]:
                 best = (key, oid)
         if best is None:
             return None
-        other = self._models[best[1]]
+        self._absorb(model, best[1], stamp, events)
+        log.debug("%s found at the place of %s: MOVED", obj.id, best[1])
+        return best[1]
+
+    def _absorb(
+        self, model: ObjectModel, other_id: str, stamp: float, events: list[ChangeEvent]
+    ) -> None:
+        """Make ``model`` the object seen as ``other_id`` (it moved there): one MOVED event.
+
+        ``model`` keeps its id and takes the other's geometry, votes, observations and look;
+        the other id is removed.
+        """
+        obj = model.obj
+        other = self._models[other_id]
         old_center = obj.center.copy()
         model.keys, model.means, model.hits = other.keys, other.means, other.hits
         for lab, v in other.obj.label_votes.items():
@@ -662,12 +781,15 @@ class SceneMemory:
             obj.state = other.obj.state
         if other.obj.feature is not None and obj.feature is None:
             obj.feature = other.obj.feature
+        obj.appearance = appearance.blend(
+            other.obj.appearance, obj.appearance, other.obj.observations
+        )
         obj.present = True
         obj.miss_count = 0.0
         refresh_geometry(model, self.config.mapping, stamp, record_history=True)
-        self._remove_model(best[1])
+        self._remove_model(other_id)
         if self.config.mapping.patch_size_m > 0:
-            self._patches.rename_object(best[1], obj.id)
+            self._patches.rename_object(other_id, obj.id)
         self._index.update(obj.id, obj.box_min, obj.box_max)
         events.append(
             ChangeEvent(
@@ -681,13 +803,12 @@ class SceneMemory:
                 new_state=obj.state,
             )
         )
-        log.debug("%s found at the place of %s: MOVED", obj.id, best[1])
-        return best[1]
 
     def _update(
         self,
         model: ObjectModel,
         det: Detection,
+        look: np.ndarray | None,
         stamp: float,
         events: list[ChangeEvent],
         moved_to: bool,
@@ -698,6 +819,7 @@ class SceneMemory:
         old_center = obj.center.copy()
         old_label = obj.label
         was_absent = not obj.present
+        obj.appearance = appearance.blend(obj.appearance, look, obj.observations)
         if moved_to:
             replace_geometry(model, det, stamp, cfg.mapping)
         else:
@@ -881,7 +1003,11 @@ class SceneMemory:
                     continue
                 keep, drop = (a, b) if a.index < b.index else (b, a)
                 old_label = keep.obj.label
+                look = appearance.blend(
+                    drop.obj.appearance, keep.obj.appearance, drop.obj.observations
+                )
                 merge_models(keep, drop, cfg.mapping)
+                keep.obj.appearance = look
                 drop_id, keep_id = drop.obj.id, keep.obj.id
                 self._remove_model(drop_id)
                 if cfg.mapping.patch_size_m > 0:
@@ -1094,6 +1220,7 @@ class SceneMemory:
             "objects_tentative": len(self._models) - len(self._objects),
             "voxels": int(sum(m.keys.size for m in self._models.values())),
             "patches": len(self._patches),
+            "free_space_keyframes": len(self._free),
             "relations": len(self._relations),
             "zones": len(self._zones),
             "events": self._events_total,

@@ -67,6 +67,8 @@ class SceneObject:
         present: False once visibility reasoning marked it absent (kept as "last seen").
         miss_count: accumulated evidence of absence since the last observation.
         history: bounded list of (stamp, (3,) centre) of past positions, oldest first.
+        appearance: optional (D,) float32 unit colour descriptor (running mean; see
+            :mod:`memory_node.core.appearance`), used to tell instances of one label apart.
     """
 
     id: str
@@ -85,6 +87,7 @@ class SceneObject:
     present: bool = True
     miss_count: float = 0.0
     history: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    appearance: np.ndarray | None = None
 
     @property
     def box_min(self) -> np.ndarray:

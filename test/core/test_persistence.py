@@ -50,6 +50,7 @@ def make_snapshot(n: int = 20, seed: int = 0) -> MemorySnapshot:
                 present=bool(i % 4),
                 miss_count=float(rng.random()),
                 history=[(float(t), rng.normal(size=3)) for t in range(i % 4)],
+                appearance=None if i % 3 == 0 else rng.random(21).astype(np.float32),
             )
         )
     zones = [
@@ -99,6 +100,11 @@ def assert_same(a: MemorySnapshot, b: MemorySnapshot) -> None:
         else:
             assert y.feature is not None and y.feature.dtype == np.float32
             assert np.array_equal(x.feature, y.feature)
+        if x.appearance is None:
+            assert y.appearance is None
+        else:
+            assert y.appearance is not None and y.appearance.dtype == np.float32
+            assert np.array_equal(x.appearance, y.appearance)
         assert len(x.history) == len(y.history)
         for (t1, c1), (t2, c2) in zip(x.history, y.history, strict=True):
             assert t1 == t2 and np.array_equal(c1, c2)
@@ -149,6 +155,25 @@ def test_file_is_wal_with_schema_version(tmp_path: Path) -> None:
         ]
     finally:
         conn.close()
+
+
+def test_version_1_files_still_load(tmp_path: Path) -> None:
+    """A file written before the appearance column existed loads, without appearances."""
+    path = tmp_path / "v1.db"
+    snap = make_snapshot(6)
+    save_memory(str(path), snap)
+    conn = sqlite3.connect(str(path))
+    try:
+        conn.execute("ALTER TABLE objects DROP COLUMN appearance")
+        conn.execute("UPDATE schema SET version = 1")
+        conn.commit()
+    finally:
+        conn.close()
+    loaded = load_memory(str(path))
+    assert [o.appearance for o in loaded.objects] == [None] * 6
+    for o in snap.objects:
+        o.appearance = None
+    assert_same(snap, loaded)
 
 
 def test_empty_snapshot_round_trip(tmp_path: Path) -> None:

@@ -128,14 +128,16 @@ def test_frames_over_topics_become_objects_and_services_answer(ros, scene, tmp_p
     changes: list[ObjectChange] = []
     ros.client_node.create_subscription(SceneGraph, "/scene_memory/scene_graph", graphs.append, 1)
     ros.client_node.create_subscription(ObjectChange, "/scene_memory/changes", changes.append, 50)
-    feed(ros, node, pub, world(), [0.1 * (i + 1) for i in range(8)])
+    # the empty room first, then the furniture is brought in: three objects appear
+    feed(ros, node, pub, synthetic.BoxWorld([]), [0.1 * (i + 1) for i in range(4)])
+    feed(ros, node, pub, world(), [0.5 + 0.1 * (i + 1) for i in range(8)])
 
     res = query(ros, text="mug")
     assert res.success and res.objects, res.message
     mug = res.objects[0]
     assert mug.label == "mug"
     assert abs(mug.pose.position.x - 0.0) < 0.05 and abs(mug.pose.position.z - 0.88) < 0.05
-    assert mug.observations >= 3 and mug.last_seen.sec == 0 and mug.last_seen.nanosec > 0
+    assert mug.observations >= 3 and mug.last_seen.sec == 1 and mug.last_seen.nanosec > 0
     labels = {o.label for o in query(ros, k=10).objects}
     assert {"mug", "table", "cabinet"} <= labels
     near = query(ros, near=(1.6, -0.6, 0.5), radius=0.5)
@@ -268,7 +270,8 @@ def test_planner_prompt_is_built_from_the_live_memory(ros, scene):
     from memory_node.ros.client import MemoryClient
 
     node, pub = scene
-    feed(ros, node, pub, world(), [0.1 * (i + 1) for i in range(6)])
+    feed(ros, node, pub, synthetic.BoxWorld([]), [0.1 * (i + 1) for i in range(4)])
+    feed(ros, node, pub, world(), [0.5 + 0.1 * (i + 1) for i in range(6)])
     client = MemoryClient(context=ros.context, node_name="planner_test")
     try:
         prompt = fetch_prompt(client, "bring me the mug", max_tokens=300)

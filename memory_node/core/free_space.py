@@ -1,0 +1,196 @@
+"""Free-space memory: where the camera has seen *through*, and when.
+
+A change detector must tell an object that *appeared* (it stands where the robot had seen free
+space before) from one merely *seen for the first time* (the robot had not looked there, or
+only at its other side). Khronos makes the same distinction with free-space reasoning. Here the
+evidence is kept as *keyframes*: small depth images, min-pooled so that a block reads its
+nearest surface (and a block with any missing reading reads nothing), with their poses and
+stamps, taken when the camera has moved or turned enough. A point was seen free before time t
+when some keyframe older than t shows it in view, in range, and with the reading clearly beyond
+it (the ray went through it).
+
+Per frame this costs one pooling of the depth image; a question (asked only when an object is
+confirmed or re-identified) projects a few dozen points into every stored keyframe at once.
+Keyframes are a ring buffer (``max_keyframes``), so memory is bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memory_node.core.config import param
+
+
+@dataclass
+class FreeSpaceConfig:
+    """Free-space keyframes (tell "appeared" from "seen for the first time")."""
+
+    enabled: bool = param(
+        True,
+        "keep free-space keyframes; without them every newly confirmed object counts as "
+        "APPEARED and re-identification needs only its place to have been looked at",
+    )
+    pool_px: int = param(
+        8, "keyframe depth is min-pooled over blocks of this many pixels", min_value=1
+    )
+    keyframe_min_translation_m: float = param(
+        0.25, "a new keyframe once the camera moved this far from the last one, metres",
+        min_value=0.0,
+    )  # fmt: skip
+    keyframe_min_rotation_deg: float = param(
+        15.0, "... or turned this much, degrees", min_value=0.0
+    )
+    keyframe_max_interval_s: float = param(
+        2.0, "... or this much time passed, seconds", min_value=0.0
+    )
+    max_keyframes: int = param(3000, "keyframes kept (oldest dropped first)", min_value=1)
+    max_range_m: float = param(
+        5.0, "points farther from a keyframe's camera give no evidence, metres", min_value=0.1
+    )
+    margin_m: float = param(
+        0.1,
+        "a point counts as seen through when the reading is beyond it by this much, metres",
+        min_value=0.0,
+    )
+    appeared_min_free_fraction: float = param(
+        0.3,
+        "a new object is APPEARED (and a detection may be a moved object) when at least this "
+        "share of its points had been seen through before it was first seen",
+        min_value=0.0,
+        max_value=1.0,
+    )
+    appeared_min_age_s: float = param(
+        0.0,
+        "the free-space evidence must be at least this much older than the object's first "
+        "sighting, seconds (0: any keyframe before it)",
+        min_value=0.0,
+    )
+
+
+class FreeSpaceMap:
+    """Ring buffer of pooled depth keyframes with poses; see the module docstring."""
+
+    def __init__(self, config: FreeSpaceConfig | None = None) -> None:
+        self.config = config or FreeSpaceConfig()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every keyframe."""
+        self._depth = np.zeros((0, 1, 1), np.float16)  # (cap, h, w) pooled depth, 0 = none
+        self._K = np.zeros((0, 3, 3))  # intrinsics of each pooled image
+        self._T = np.zeros((0, 4, 4))  # camera_T_map of each keyframe
+        self._stamps = np.zeros(0)
+        self._sizes = np.zeros((0, 2), np.int64)  # (h, w) of each pooled image
+        self._count = 0  # keyframes stored
+        self._next = 0  # ring slot for the next keyframe
+        self._last_pose: np.ndarray | None = None
+        self._last_stamp = -np.inf
+
+    def __len__(self) -> int:
+        """Return the number of keyframes kept."""
+        return self._count
+
+    def observe(
+        self, depth: np.ndarray, K: np.ndarray, map_T_camera: np.ndarray, stamp: float
+    ) -> bool:
+        """Keep the frame as a keyframe when the camera moved/turned or time passed enough.
+
+        Returns whether it was kept.
+        """
+        cfg = self.config
+        if self._last_pose is not None:
+            moved = float(np.linalg.norm(map_T_camera[:3, 3] - self._last_pose[:3, 3]))
+            rel = self._last_pose[:3, :3].T @ map_T_camera[:3, :3]
+            angle = np.degrees(np.arccos(np.clip((np.trace(rel) - 1.0) / 2.0, -1.0, 1.0)))
+            if (
+                moved < cfg.keyframe_min_translation_m
+                and angle < cfg.keyframe_min_rotation_deg
+                and stamp - self._last_stamp < cfg.keyframe_max_interval_s
+            ):
+                return False
+        p = cfg.pool_px
+        h, w = depth.shape
+        hp, wp = h // p, w // p
+        if hp == 0 or wp == 0:
+            return False
+        d = np.asarray(depth[: hp * p, : wp * p], np.float32)
+        valid = np.isfinite(d) & (d > 0)
+        # A block with any missing reading gives no evidence: thin objects often lose their
+        # depth at edges, and the background behind them must not pass for seen-through space.
+        d = np.where(valid, d, 0.0).reshape(hp, p, wp, p)
+        pooled = d.min(axis=(1, 3))
+        Kp = np.array(K, np.float64, copy=True)
+        Kp[0, :] /= p
+        Kp[1, :] /= p
+        Kp[0, 2] -= 0.5 - 0.5 / p  # pooled pixel i covers pixels i*p .. i*p + p - 1
+        Kp[1, 2] -= 0.5 - 0.5 / p
+        R, t = map_T_camera[:3, :3], map_T_camera[:3, 3]
+        camera_T_map = np.eye(4)
+        camera_T_map[:3, :3] = R.T
+        camera_T_map[:3, 3] = -R.T @ t
+        self._reserve(hp, wp)
+        i = self._next
+        self._depth[i] = 0.0
+        self._depth[i, :hp, :wp] = pooled
+        self._K[i], self._T[i], self._stamps[i] = Kp, camera_T_map, float(stamp)
+        self._sizes[i] = (hp, wp)
+        self._next = (i + 1) % cfg.max_keyframes
+        self._count = min(self._count + 1, cfg.max_keyframes)
+        self._last_pose = np.array(map_T_camera, np.float64, copy=True)
+        self._last_stamp = float(stamp)
+        return True
+
+    def _reserve(self, hp: int, wp: int) -> None:
+        """Grow the ring's storage to hold a (hp, wp) image and one more keyframe."""
+        cap = self.config.max_keyframes
+        n = self._depth.shape[0]
+        h, w = max(self._depth.shape[1], hp), max(self._depth.shape[2], wp)
+        want = n if self._count < n else min(cap, max(16, 2 * n))
+        if want == n and (h, w) == self._depth.shape[1:]:
+            return
+        depth = np.zeros((want, h, w), np.float16)
+        depth[:n, : self._depth.shape[1], : self._depth.shape[2]] = self._depth
+        self._depth = depth
+        grow = want - n
+        self._K = np.concatenate([self._K, np.zeros((grow, 3, 3))])
+        self._T = np.concatenate([self._T, np.zeros((grow, 4, 4))])
+        self._stamps = np.concatenate([self._stamps, np.full(grow, np.inf)])
+        self._sizes = np.concatenate([self._sizes, np.zeros((grow, 2), np.int64)])
+
+    def seen_free(self, points: np.ndarray, before: float) -> np.ndarray:
+        """Return (N,) bool: each point was seen through in a keyframe older than ``before``."""
+        n = points.shape[0]
+        if n == 0 or self._count == 0:
+            return np.zeros(n, bool)
+        old = np.flatnonzero(self._stamps < before)
+        if old.size == 0:
+            return np.zeros(n, bool)
+        K, T, sizes = self._K[old], self._T[old], self._sizes[old]
+        p = np.asarray(points, np.float64)
+        pc = np.einsum("kij,nj->kni", T[:, :3, :3], p) + T[:, None, :3, 3]  # (k, n, 3)
+        z = pc[..., 2]
+        zs = np.where(z > 1e-6, z, 1e-6)
+        u = np.floor(K[:, None, 0, 0] * pc[..., 0] / zs + K[:, None, 0, 2] + 0.5).astype(np.int64)
+        v = np.floor(K[:, None, 1, 1] * pc[..., 1] / zs + K[:, None, 1, 2] + 0.5).astype(np.int64)
+        inside = (
+            (z > 1e-3)
+            & (z <= self.config.max_range_m)
+            & (u >= 0)
+            & (v >= 0)
+            & (u < sizes[:, None, 1])
+            & (v < sizes[:, None, 0])
+        )
+        k_idx = np.broadcast_to(old[:, None], z.shape)
+        reading = np.zeros(z.shape, np.float32)
+        reading[inside] = self._depth[k_idx[inside], v[inside], u[inside]]
+        through = inside & (reading > 0) & (reading > z + self.config.margin_m)
+        result: np.ndarray = through.any(axis=0)
+        return result
+
+    def free_before(self, points: np.ndarray, before: float) -> float:
+        """Share of ``points`` (N, 3) seen through in a keyframe older than ``before``."""
+        if points.shape[0] == 0:
+            return 0.0
+        return float(np.count_nonzero(self.seen_free(points, before))) / points.shape[0]
