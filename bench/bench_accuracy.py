@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
+from memory_node.core.short_term import TraceOp, save_trace
 from memory_node.core.types import InvalidInput, QueryRequest
 from memory_node.demo import find_episode
 from memory_node.evaluation import (
@@ -74,9 +77,22 @@ def main() -> None:
         "(default: the simulator's, 0.05)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the sensor imperfections")
+    p.add_argument("--debug-log", default="", help="write the memory's debug log to this file")
+    p.add_argument(
+        "--trace-out",
+        default="",
+        help="record a short-term memory trace (JSON lines) for bench/bench_short_term.py: each "
+        "change event, and per frame a query for every object in view that has changed before",
+    )
     p.add_argument("--output", default="")
     args = p.parse_args()
 
+    if args.debug_log:
+        handler = logging.FileHandler(args.debug_log, mode="w")
+        handler.setLevel(logging.DEBUG)
+        core_log = logging.getLogger("memory_node.core.scene_memory")
+        core_log.setLevel(logging.DEBUG)
+        core_log.addHandler(handler)
     path = find_episode(args.episode)
     config = SimConfig()
     config.rate_hz = args.rate_hz
@@ -87,6 +103,8 @@ def main() -> None:
     runner = EpisodeRunner(load_episode(str(path)), config)
     memory = SceneMemory(SceneMemoryConfig())
     events: list[MemEvent] = []
+    trace: list[TraceOp] = []
+    changed_ids: set[str] = set()
     t0 = time.monotonic()
     frames = 0
     dropped: dict[str, int] = {}
@@ -100,6 +118,15 @@ def main() -> None:
         except InvalidInput as err:  # e.g. the camera inside a wall: dropped, as the node does
             dropped[str(err).split(" (")[0]] = dropped.get(str(err).split(" (")[0], 0) + 1
             continue
+        if args.trace_out:
+            for e in report.events:
+                trace.append(TraceOp("event", e.object_id, e.stamp, e.kind))
+                changed_ids.add(e.object_id)
+            stamp = float(step.frame.stamp)
+            for oid in sorted(changed_ids):
+                obj = memory.objects.get(oid)
+                if obj is not None and obj.last_seen == stamp:
+                    trace.append(TraceOp("query", oid, stamp))
         for e in report.events:
             events.append(
                 MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position,
@@ -117,6 +144,14 @@ def main() -> None:
     objects = match_objects(gt_objects_at(gt, end), remembered, min_frames_seen=args.min_frames)
     first_change = min((c["stamp"] for c in gt["changes"]), default=float("inf"))
     changes = change_metrics(gt["changes"], events, since_s=first_change, frames=gt["frames"])
+    # The change log the planner reads (get_changes after the episode): consolidated, e.g. a
+    # DISAPPEARED followed by the object's MOVED is one MOVED there.
+    limit = memory.config.short_term.max_results_limit
+    logged = [
+        MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position, e.new_position)
+        for e in reversed(memory.changes(since=-math.inf, max_results=limit))
+    ]
+    changes_log = change_metrics(gt["changes"], logged, since_s=first_change, frames=gt["frames"])
     static_frames = sum(1 for f in gt["frames"] if f["stamp"] < first_change)
     false_static = sum(
         1 for e in events if e.stamp < first_change and e.kind in ("MOVED", "DISAPPEARED")
@@ -135,6 +170,7 @@ def main() -> None:
         "label_first_rate": rate,
         "labels_not_first": wrong_labels,
         "changes": {k: asdict(v) for k, v in changes.items()},
+        "changes_log": {k: asdict(v) for k, v in changes_log.items()},
         "static_frames": static_frames,
         "false_moved_or_disappeared_per_1000_static_frames": (
             1000.0 * false_static / static_frames if static_frames else float("nan")
@@ -161,19 +197,31 @@ def main() -> None:
         f"{100 * objects.median_centroid_error_m:.1f} cm"
     )
     print(f"label query returns that label first: {100 * rate:.1f} % (misses: {wrong_labels})")
-    print(
-        f"{'kind':14s} {'truth':>5s} {'reported':>8s} {'precision':>9s} {'recall':>6s} "
-        f"{'delay s (median/max from first view)':>20s} {'over 1 s':>8s}"
-    )
-    for kind in KINDS:
-        m = changes[kind]
+    for title, table in (
+        ("events as published (~/changes), delays from each change's first view", changes),
+        ("change log after the episode (~/get_changes, consolidated)", changes_log),
+    ):
+        print(f"\n{title}:")
         print(
-            f"{kind:14s} {m.gt:5d} {m.reported:8d} {m.precision:9.2f} {m.recall:6.2f} "
-            f"{m.median_delay_s:9.1f} / {m.max_delay_s:5.1f} {m.late:8d}"
+            f"{'kind':14s} {'truth':>5s} {'reported':>8s} {'precision':>9s} {'recall':>6s} "
+            f"{'(of seen)':>9s} {'delay s median / max':>21s} {'over 1 s':>8s}"
         )
+        for kind in KINDS:
+            m = table[kind]
+            print(
+                f"{kind:14s} {m.gt:5d} {m.reported:8d} {m.precision:9.2f} {m.recall:6.2f} "
+                f"{m.recall_viewed:9.2f} {m.median_delay_s:11.1f} / {m.max_delay_s:6.1f} "
+                f"{m.late:8d}"
+            )
+    print("\nchange log, what it got wrong:")
     for kind in KINDS:
-        m = changes[kind]
-        lists = (("missed", m.missed), ("false", m.false), ("never in view", m.unviewed))
+        m = changes_log[kind]
+        lists = (
+            ("missed", m.missed),
+            ("false", m.false),
+            ("never in view", m.unviewed),
+            ("late", m.late_names),
+        )
         for what, names in lists:
             if names:
                 print(f"  {kind} {what}: {'; '.join(names)}")
@@ -181,7 +229,11 @@ def main() -> None:
         f"false MOVED/DISAPPEARED before the first change: {false_static} in {static_frames} "
         f"frames ({report['false_moved_or_disappeared_per_1000_static_frames']:.2f} per 1000)"
     )
-    out = Path(args.output or f"output/bench/accuracy_{args.episode}.json")
+    if args.trace_out:
+        save_trace(args.trace_out, trace)
+        queries = sum(1 for t in trace if t.op == "query")
+        print(f"trace: {len(trace) - queries} events, {queries} queries -> {args.trace_out}")
+    out = Path(args.output or f"output/bench/accuracy_{Path(args.episode).stem}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=lambda x: np.asarray(x).tolist()))
     print(f"wrote {out}")

@@ -173,9 +173,10 @@ class ChangeMetrics:
 
     ``median_delay_s``/``max_delay_s``: event stamp minus the change's *first view* (see
     :func:`first_views`) over the true positives; ``late`` counts those above ``max_delay_s``
-    allowed by the caller (``late_after_s``). ``missed`` names the true changes no event
-    matched, ``false`` describes the events that matched no true change, ``unviewed`` names
-    true changes the camera never saw after they happened (they cannot be detected).
+    allowed by the caller (``late_after_s``). ``recall_viewed`` leaves out the true changes
+    the camera never saw after they happened (needs frame truth). ``missed`` names the true
+    changes no event matched, ``false`` describes the events that matched no true change,
+    ``unviewed`` names true changes never seen after they happened (they cannot be detected).
     """
 
     kind: str
@@ -184,9 +185,11 @@ class ChangeMetrics:
     true_positives: int = 0
     precision: float = float("nan")
     recall: float = float("nan")
+    recall_viewed: float = float("nan")
     median_delay_s: float = float("nan")
     max_delay_s: float = float("nan")
     late: int = 0
+    late_names: list[str] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
     false: list[str] = field(default_factory=list)
     unviewed: list[str] = field(default_factory=list)
@@ -291,8 +294,13 @@ def change_metrics(
                 continue
             best = pairs[j]
             view = views[idx[best]]
+            if frames is not None and view is None:
+                continue  # seen too little to say when it was first seen: no delay figure
             start = view if view is not None else float(g_kind[best]["stamp"])
             delays.append(max(0.0, e.stamp - start))
+            if delays[-1] > late_after_s + 1e-9:
+                name = g_kind[best].get("name", g_kind[best]["label"])
+                m.late_names.append(f"{name} {delays[-1]:.1f} s after first view at {start:.1f}")
         m.true_positives = len(used)
         m.missed = [c.get("name", c["label"]) for i, c in enumerate(g_kind) if i not in used]
         m.unviewed = [
@@ -302,6 +310,9 @@ def change_metrics(
             m.precision = len(used) / len(e_kind)
         if g_kind:
             m.recall = len(used) / len(g_kind)
+        viewed = [i for i, gi in enumerate(idx) if views[gi] is not None]
+        if viewed:
+            m.recall_viewed = len(used & set(viewed)) / len(viewed)
         if delays:
             m.median_delay_s = float(np.median(delays))
             m.max_delay_s = float(np.max(delays))
