@@ -70,6 +70,32 @@ class AssociationConfig:
         "keep a colour descriptor per object and require it to agree when re-identifying a "
         "moved object (tells a removed mug and a new mug apart)",
     )
+    min_appearance_similarity: float = param(
+        0.4,
+        "a detection is not associated to an object seen 3+ times whose colours agree less "
+        "than this (Bhattacharyya, 0-1): another instance put where this one stood",
+        min_value=0.0,
+        max_value=1.0,
+    )
+    change_min_label_confidence: float = param(
+        0.6,
+        "a newly confirmed object makes an APPEARED or MOVED event only when its label holds "
+        "at least this share of its votes (one flipped label must not make an event) ...",
+        min_value=0.0,
+        max_value=1.0,
+    )
+    change_window_s: float = param(
+        1.0,
+        "... a new object whose label is still uncertain may wait this long for its event, "
+        "seconds (then it is kept without one)",
+        min_value=0.0,
+    )
+    moved_min_box_gap_m: float = param(
+        0.2,
+        "an object is not taken to have moved to a place whose box comes closer than this to "
+        "its own (an opened door or a part seen alone), metres",
+        min_value=0.0,
+    )
     moved_min_appearance_similarity: float = param(
         0.7,
         "least colour-descriptor similarity (Bhattacharyya, 0-1) between a detection and the "

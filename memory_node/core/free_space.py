@@ -4,7 +4,7 @@ A change detector must tell an object that *appeared* (it stands where the robot
 space before) from one merely *seen for the first time* (the robot had not looked there, or
 only at its other side). Khronos makes the same distinction with free-space reasoning. Here the
 evidence is kept as *keyframes*: small depth images, min-pooled so that a block reads its
-nearest surface (and a block with any missing reading reads nothing), with their poses and
+nearest surface (and a block missing many readings reads nothing), with their poses and
 stamps, taken when the camera has moved or turned enough. A point was seen free before time t
 when some keyframe older than t shows it in view, in range, and with the reading clearly beyond
 it (the ray went through it).
@@ -44,6 +44,12 @@ class FreeSpaceConfig:
     )
     keyframe_max_interval_s: float = param(
         2.0, "... or this much time passed, seconds", min_value=0.0
+    )
+    min_valid_fraction: float = param(
+        0.75,
+        "a keyframe block with a smaller share of valid depth readings gives no evidence",
+        min_value=0.0,
+        max_value=1.0,
     )
     max_keyframes: int = param(3000, "keyframes kept (oldest dropped first)", min_value=1)
     max_range_m: float = param(
@@ -116,11 +122,13 @@ class FreeSpaceMap:
         if hp == 0 or wp == 0:
             return False
         d = np.asarray(depth[: hp * p, : wp * p], np.float32)
-        valid = np.isfinite(d) & (d > 0)
-        # A block with any missing reading gives no evidence: thin objects often lose their
-        # depth at edges, and the background behind them must not pass for seen-through space.
-        d = np.where(valid, d, 0.0).reshape(hp, p, wp, p)
+        valid = (np.isfinite(d) & (d > 0)).reshape(hp, p, wp, p)
+        d = np.where(valid, d.reshape(hp, p, wp, p), np.inf)
         pooled = d.min(axis=(1, 3))
+        # A block missing many readings gives no evidence: thin objects lose their depth at
+        # edges, and the background behind them must not pass for seen-through space.
+        pooled[valid.mean(axis=(1, 3)) < cfg.min_valid_fraction] = 0.0
+        pooled[~np.isfinite(pooled)] = 0.0
         Kp = np.array(K, np.float64, copy=True)
         Kp[0, :] /= p
         Kp[1, :] /= p

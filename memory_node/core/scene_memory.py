@@ -91,6 +91,13 @@ from memory_node.core.zones import ZoneConfig, compute_zones
 
 log = logging.getLogger(__name__)
 
+
+def box_gap(a: SceneObject, b: SceneObject) -> float:
+    """Return the distance between two objects' boxes, metres (0 when they touch/overlap)."""
+    gap = np.maximum(0.0, np.maximum(a.box_min - b.box_max, b.box_min - a.box_max))
+    return float(np.linalg.norm(gap))
+
+
 SNAPSHOT_FORMAT = "memory_node.scene_memory/1"
 
 
@@ -199,6 +206,7 @@ class SceneMemory:
         self._index = GridIndex(cfg.mapping.index_cell_m)
         self._patches = PatchLayer(cfg.mapping.patch_size_m or 1.0)
         self._free = FreeSpaceMap(cfg.free_space)
+        self._undecided: dict[str, float] = {}  # new objects awaiting APPEARED/MOVED -> deadline
         self._next_index = 0
         self._relations: list[Relation] = []
         self._zones: list[Zone] = []
@@ -338,7 +346,7 @@ class SceneMemory:
         looks = self._appearances(frame, fp, detections)
 
         # --- association by geometry + label + feature -------------------------------------
-        matches = self._associate(detections, geoms)
+        matches = self._associate(detections, geoms, looks)
         report.num_matched = len(matches)
         matched_ids = set(matches.values())
 
@@ -360,6 +368,13 @@ class SceneMemory:
         for i in unmatched:
             oid = self._reidentify(detections[i], geoms[i], looks[i], stamp, evidence, used)
             if oid is not None:
+                log.debug(
+                    "%.2f detection %s re-identifies %s (look %s)",
+                    stamp,
+                    detections[i].label,
+                    oid,
+                    appearance.similarity(looks[i], self._models[oid].obj.appearance),
+                )
                 moved[i] = oid
                 used.add(oid)
 
@@ -446,30 +461,53 @@ class SceneMemory:
                 self._objects[oid] = model.obj
                 self._tentative.discard(oid)
                 report.num_confirmed += 1
-                if cfg.free_space.enabled and not self._new_here(
-                    model.obj.points, model.obj.first_seen
-                ):
-                    log.debug("%s (%s) seen for the first time: no APPEARED", oid, model.obj.label)
-                    continue
-                twin = self._link_unique_look(model)
-                if twin is not None:
-                    self._absorb(self._models[twin], oid, stamp, events)
-                    changed.discard(oid)
-                    changed.add(twin)
-                    report.num_moved += 1
-                    log.debug("%s is %s, moved (unique look)", oid, twin)
-                    continue
-                events.append(
-                    ChangeEvent(
-                        kind=ChangeKind.APPEARED,
-                        object_id=oid,
-                        label=model.obj.label,
-                        stamp=stamp,
-                        old_position=model.obj.center.copy(),
-                        new_position=model.obj.center.copy(),
-                        new_state=model.obj.state,
-                    )
+                self._undecided[oid] = model.obj.first_seen + cfg.association.change_window_s
+        # A new object standing where free space was seen (or where an object since found gone
+        # stood): APPEARED, or a known one moved here, or a part of a known one. Decided once
+        # its label is certain enough and its place known to be new, within the window; else
+        # it was merely seen for the first time and makes no event.
+        for oid, deadline in list(self._undecided.items()):
+            model_or_none = self._models.get(oid)
+            if model_or_none is None or stamp > deadline:
+                del self._undecided[oid]
+                continue
+            if oid not in changed or not model_or_none.obj.present:
+                continue
+            model = model_or_none
+            if model.obj.label_confidence < cfg.association.change_min_label_confidence:
+                log.debug("%s: label %s still uncertain", oid, model.obj.label)
+                continue
+            parent = self._articulated_parent(model)
+            if parent is not None:
+                log.debug("%s is a part of %s (state %s)", oid, parent.obj.id, model.obj.state)
+                del self._undecided[oid]
+                self._merge_pair(parent, model)
+                changed.discard(oid)
+                changed.add(parent.obj.id)
+                continue
+            if cfg.free_space.enabled and not self._new_here(
+                model.obj.points, model.obj.first_seen, exclude=oid
+            ):
+                continue
+            del self._undecided[oid]
+            twin = self._link_unique_look(model)
+            if twin is not None:
+                self._absorb(self._models[twin], oid, stamp, events)
+                changed.discard(oid)
+                changed.add(twin)
+                report.num_moved += 1
+                continue
+            events.append(
+                ChangeEvent(
+                    kind=ChangeKind.APPEARED,
+                    object_id=oid,
+                    label=model.obj.label,
+                    stamp=stamp,
+                    old_position=model.obj.center.copy(),
+                    new_position=model.obj.center.copy(),
+                    new_state=model.obj.state,
                 )
+            )
         self._prune_tentative(stamp)
 
         # --- features, index, patches --------------------------------------------------------
@@ -520,9 +558,16 @@ class SceneMemory:
         return report
 
     def _associate(
-        self, detections: list[Detection], geoms: list[DetectionGeometry]
+        self,
+        detections: list[Detection],
+        geoms: list[DetectionGeometry],
+        looks: list[np.ndarray | None],
     ) -> dict[int, str]:
-        """Assign detections to objects; returns detection index -> object id."""
+        """Assign detections to objects; returns detection index -> object id.
+
+        Besides :func:`association.pair_score`, colours must not clearly disagree with an
+        established object (``association.min_appearance_similarity``).
+        """
         cfg = self.config
         if not detections or not self._models:
             return {}
@@ -539,11 +584,15 @@ class SceneMemory:
             return {}
         col = {oid: j for j, oid in enumerate(columns)}
         scores = np.full((len(detections), len(columns)), INFEASIBLE)
+        gate = cfg.association.use_appearance
         for i, ids in enumerate(cand_lists):
             for oid in ids:
-                scores[i, col[oid]] = pair_score(
-                    detections[i], geoms[i], self._models[oid], cfg.association
-                )
+                model = self._models[oid]
+                if gate and looks[i] is not None and model.obj.observations >= 3:
+                    a_sim = appearance.similarity(looks[i], model.obj.appearance)
+                    if a_sim is not None and a_sim < cfg.association.min_appearance_similarity:
+                        continue
+                scores[i, col[oid]] = pair_score(detections[i], geoms[i], model, cfg.association)
         return {i: columns[j] for i, j in assign(scores)}
 
     def _visibility(
@@ -684,11 +733,13 @@ class SceneMemory:
             return None
         if float(np.linalg.norm(cand.center - new.obj.center)) < cfg.moved_min_displacement_m:
             return None
+        if box_gap(cand, new.obj) < cfg.moved_min_box_gap_m:
+            return None  # touching its box: a part seen alone (an opened door), not a move
         if self._reid_similarity(new.obj.feature, cand.feature) is None:
             return None
         return best
 
-    def _new_here(self, points: np.ndarray, first_seen: float) -> bool:
+    def _new_here(self, points: np.ndarray, first_seen: float, exclude: str = "") -> bool:
         """Tell whether an object first seen at ``first_seen`` stands where it was not before.
 
         With free-space tracing (``free_space.enabled``): at least
@@ -702,8 +753,18 @@ class SceneMemory:
             return False
         fs = self.config.free_space
         if fs.enabled:
-            share = self._free.free_before(pts, first_seen - fs.appeared_min_age_s)
-            return share >= fs.appeared_min_free_fraction
+            free = self._free.seen_free(pts, first_seen - fs.appeared_min_age_s)
+            # the place of an object since found gone counts as free space too
+            lo, hi = pts.min(axis=0), pts.max(axis=0)
+            for oid in self._index.query(lo, hi):
+                gone = self._models.get(oid)
+                if oid == exclude or gone is None or gone.obj.present or not gone.confirmed:
+                    continue
+                inside = np.all(
+                    (pts >= gone.obj.box_min - 0.05) & (pts <= gone.obj.box_max + 0.05), axis=1
+                )
+                free |= inside
+            return float(np.count_nonzero(free)) / pts.shape[0] >= fs.appeared_min_free_fraction
         before = first_seen - self.config.association.moved_place_seen_before_s
         return self._patches.observed_before(pts, before) >= 0.5
 
@@ -744,7 +805,7 @@ class SceneMemory:
             if not self._new_here(o.points, o.first_seen):
                 continue  # not where free space was seen before: seen for the first time
             dist = float(np.linalg.norm(o.center - obj.center))
-            if dist < cfg.moved_min_displacement_m:
+            if dist < cfg.moved_min_displacement_m or box_gap(o, obj) < cfg.moved_min_box_gap_m:
                 continue
             sim = self._reid_similarity(obj.feature, o.feature)
             if sim is None:
@@ -772,6 +833,15 @@ class SceneMemory:
         obj = model.obj
         other = self._models[other_id]
         old_center = obj.center.copy()
+        log.debug(
+            "%.2f %s (%s) is %s moved %.2f m (look %s)",
+            stamp,
+            other_id,
+            obj.label,
+            obj.id,
+            float(np.linalg.norm(other.obj.center - obj.center)),
+            appearance.similarity(obj.appearance, other.obj.appearance),
+        )
         model.keys, model.means, model.hits = other.keys, other.means, other.hits
         for lab, v in other.obj.label_votes.items():
             obj.label_votes[lab] = obj.label_votes.get(lab, 0.0) + v
@@ -788,6 +858,8 @@ class SceneMemory:
         obj.miss_count = 0.0
         refresh_geometry(model, self.config.mapping, stamp, record_history=True)
         self._remove_model(other_id)
+        if self.config.short_term.consolidate:
+            self._short_term.forget(other_id)  # its APPEARED was this move's second half
         if self.config.mapping.patch_size_m > 0:
             self._patches.rename_object(other_id, obj.id)
         self._index.update(obj.id, obj.box_min, obj.box_max)
@@ -1002,30 +1074,51 @@ class SceneMemory:
                 if inter < cfg.mapping.merge_overlap * min(ka.size, kb.size):
                     continue
                 keep, drop = (a, b) if a.index < b.index else (b, a)
-                old_label = keep.obj.label
-                look = appearance.blend(
-                    drop.obj.appearance, keep.obj.appearance, drop.obj.observations
-                )
-                merge_models(keep, drop, cfg.mapping)
-                keep.obj.appearance = look
-                drop_id, keep_id = drop.obj.id, keep.obj.id
-                self._remove_model(drop_id)
-                if cfg.mapping.patch_size_m > 0:
-                    self._patches.rename_object(drop_id, keep_id)
-                if keep.obj.label != old_label:
-                    self._relabel(keep_id, old_label, keep.obj.label)
-                if keep.confirmed:
-                    self._objects[keep_id] = keep.obj
-                    self._tentative.discard(keep_id)
-                self._index.update(keep_id, keep.obj.box_min, keep.obj.box_max)
-                self._graph_dirty = True
-                self._graph_changed |= {keep_id, drop_id}
-                if self._retriever is not None:
-                    self._retriever.invalidate([keep_id])
-                log.debug("merged duplicate %s into %s", drop_id, keep_id)
+                self._merge_pair(keep, drop)
+                log.debug("merged duplicate %s into %s", drop.obj.id, keep.obj.id)
                 if drop is a:
                     break
                 a = keep
+
+    def _merge_pair(self, keep: ObjectModel, drop: ObjectModel) -> None:
+        """Fuse ``drop`` into ``keep`` (which keeps its id) and remove ``drop``."""
+        cfg = self.config
+        old_label = keep.obj.label
+        look = appearance.blend(drop.obj.appearance, keep.obj.appearance, drop.obj.observations)
+        merge_models(keep, drop, cfg.mapping)
+        keep.obj.appearance = look
+        drop_id, keep_id = drop.obj.id, keep.obj.id
+        self._remove_model(drop_id)
+        self._undecided.pop(drop_id, None)
+        if cfg.mapping.patch_size_m > 0:
+            self._patches.rename_object(drop_id, keep_id)
+        if keep.obj.label != old_label:
+            self._relabel(keep_id, old_label, keep.obj.label)
+        if keep.confirmed:
+            self._objects[keep_id] = keep.obj
+            self._tentative.discard(keep_id)
+        self._index.update(keep_id, keep.obj.box_min, keep.obj.box_max)
+        self._graph_dirty = True
+        self._graph_changed |= {keep_id, drop_id}
+        if self._retriever is not None:
+            self._retriever.invalidate([keep_id])
+
+    def _articulated_parent(self, new: ObjectModel) -> ObjectModel | None:
+        """Return the known object a new one is a part of (an opened door seen alone), or None.
+
+        Such a part has its parent's label and a state (e.g. "open"), or the parent has one, and
+        its box comes within ``association.moved_min_box_gap_m`` of the parent's.
+        """
+        gap = self.config.association.moved_min_box_gap_m
+        for oid in self._by_label.get(new.obj.label, ()):
+            other = self._models[oid]
+            if oid == new.obj.id or not other.confirmed:
+                continue
+            if other.obj.first_seen >= new.obj.first_seen:
+                continue
+            if (new.obj.state or other.obj.state) and box_gap(new.obj, other.obj) < gap:
+                return other
+        return None
 
     def _ensure_graph(self, force: bool) -> None:
         """Bring relations (and, when forced, zones) up to date with the objects.

@@ -63,6 +63,11 @@ class ShortTermConfig:
     max_results_limit: int = param(
         10000, "larger max_results requests are clamped to this", min_value=1
     )
+    consolidate: bool = param(
+        True,
+        "keep the log as the planner wants it: a MOVED replaces the same object's DISAPPEARED "
+        "just before it, and an object found to be a known one moved loses its APPEARED",
+    )
 
 
 @dataclass
@@ -101,6 +106,10 @@ class _Policy:
     def miss(self, key: str) -> None:
         """Record a query for a key that is not resident (only ARC learns from it)."""
 
+    def remove(self, key: str) -> None:
+        """Forget a resident key without counting an eviction."""
+        raise NotImplementedError
+
     def clear(self) -> None:
         raise NotImplementedError
 
@@ -118,6 +127,9 @@ class _Fifo(_Policy):
 
     def touch(self, key: str, hit: bool) -> None:
         pass
+
+    def remove(self, key: str) -> None:
+        self.order.pop(key, None)
 
     def clear(self) -> None:
         self.order.clear()
@@ -156,6 +168,9 @@ class _Lfu(_Policy):
 
     def touch(self, key: str, hit: bool) -> None:
         self._push(key, self.state[key][0] + int(hit))
+
+    def remove(self, key: str) -> None:
+        self.state.pop(key, None)  # its heap items go stale
 
     def clear(self) -> None:
         self.state.clear()
@@ -233,6 +248,10 @@ class _Arc(_Policy):
     def miss(self, key: str) -> None:
         self._adapt(key)
 
+    def remove(self, key: str) -> None:
+        self.t1.pop(key, None)
+        self.t2.pop(key, None)
+
     def clear(self) -> None:
         for lst in (self.t1, self.t2, self.b1, self.b2):
             lst.clear()
@@ -276,9 +295,21 @@ class ShortTermMemory:
         return self.hits / total if total else 0.0
 
     def record(self, event: ChangeEvent) -> None:
-        """Store ``event`` in its object's entry, creating (and possibly evicting) entries."""
+        """Store ``event`` in its object's entry, creating (and possibly evicting) entries.
+
+        With ``consolidate``, a MOVED that follows the object's DISAPPEARED replaces it (the
+        object was not gone but moved; the MOVED keeps the old position).
+        """
         cfg = self.config
         entry = self._entries.get(event.object_id)
+        if (
+            cfg.consolidate
+            and entry is not None
+            and event.kind == ChangeKind.MOVED
+            and entry.events
+            and entry.events[-1][1].kind == ChangeKind.DISAPPEARED
+        ):
+            entry.events.pop()
         if entry is None:
             for victim in self._policy.insert(event.object_id, cfg.capacity):
                 del self._entries[victim]
@@ -347,6 +378,14 @@ class ShortTermMemory:
             entry.hits += 1
             self._policy.touch(oid, hit=True)
         return [e for _, _, e in newest]
+
+    def forget(self, object_id: str) -> bool:
+        """Drop an object's entry (its id no longer exists); returns whether one was held."""
+        if object_id not in self._entries:
+            return False
+        del self._entries[object_id]
+        self._policy.remove(object_id)
+        return True
 
     def entry(self, object_id: str) -> ShortTermEntry | None:
         """Return the entry of an object, without access bookkeeping; None when not held."""

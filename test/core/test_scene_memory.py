@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -494,3 +495,39 @@ def test_relations_zones_and_render_are_served() -> None:
     assert g.token_count > 0 and "mug" in g.text
     with pytest.raises(InvalidInput):
         mem.render(focus="", max_objects=-1, max_tokens=0)
+
+
+def test_an_opened_door_seen_alone_is_part_of_its_cabinet_not_a_new_object() -> None:
+    mem = SceneMemory(config())
+    body = Box(np.array([2.5, 0.0, 0.5]), np.array([0.5, 0.5, 1.0]), "cabinet", 1,
+               (150, 150, 60), state="closed")  # fmt: skip
+    world = BoxWorld([body])
+    clock = Clock()
+    feed(mem, world, clock, 3)
+    (cab,) = by_label(mem, "cabinet")
+    # the door swings open on its hinge into free space; seen with its own mask
+    door = Box(np.array([2.0, 0.27, 0.5]), np.array([0.5, 0.04, 0.95]), "cabinet", 7,
+               (150, 150, 60), state="open")  # fmt: skip
+    world.boxes = [dataclasses.replace(body, state="open"), door]
+    reports = feed(mem, world, clock, 4)
+    kinds = [e.kind for r in reports for e in r.events]
+    assert ChangeKind.APPEARED not in kinds and ChangeKind.MOVED not in kinds
+    assert [o.id for o in by_label(mem, "cabinet")] == [cab.id]
+    assert mem.objects[cab.id].state == "open"
+    assert ChangeKind.STATE_CHANGED in kinds
+
+
+def test_an_object_put_where_a_removed_one_stood_appears() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate()])
+    clock = Clock()
+    feed(mem, world, clock, 3)  # the crate hides the floor behind and under it
+    (c,) = by_label(mem, "crate")
+    # the crate is taken away and a bin put in its place at once
+    world.boxes = [Box(np.array([2.5, 0.0, 0.2]), np.array([0.3, 0.3, 0.4]), "bin", 9,
+                       (40, 40, 200))]  # fmt: skip
+    reports = feed(mem, world, clock, 5)
+    events = [(e.kind, e.label) for r in reports for e in r.events]
+    assert (ChangeKind.DISAPPEARED, "crate") in events
+    assert (ChangeKind.APPEARED, "bin") in events
+    assert not mem.objects[c.id].present

@@ -228,3 +228,32 @@ def test_trace_file_round_trip(tmp_path) -> None:
     )
     with pytest.raises(InvalidInput, match=r"bad\.jsonl:2"):
         load_trace(str(tmp_path / "bad.jsonl"))
+
+
+def test_a_move_replaces_the_disappearance_just_before_it() -> None:
+    mem = memory("arc", 10)
+    mem.record(ev("a", 1.0, ChangeKind.APPEARED))
+    mem.record(ev("a", 2.0, ChangeKind.DISAPPEARED))
+    mem.record(ev("a", 3.0, ChangeKind.MOVED, x=4.0))
+    assert [e.kind for e in mem.query(-math.inf, "a")] == [ChangeKind.MOVED, ChangeKind.APPEARED]
+    raw = memory("arc", 10, consolidate=False)
+    for e in (ev("a", 1.0, ChangeKind.APPEARED), ev("a", 2.0, ChangeKind.DISAPPEARED)):
+        raw.record(e)
+    raw.record(ev("a", 3.0, ChangeKind.MOVED))
+    assert len(raw.query(-math.inf, "a")) == 3
+    # a MOVED after a state change keeps both
+    mem.record(ev("b", 1.0, ChangeKind.STATE_CHANGED))
+    mem.record(ev("b", 2.0, ChangeKind.MOVED))
+    assert len(mem.query(-math.inf, "b")) == 2
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_forget_drops_an_entry_without_an_eviction(policy: str) -> None:
+    mem = memory(policy, 2)
+    mem.record(ev("a", 1.0))
+    mem.record(ev("b", 2.0))
+    assert mem.forget("a") and not mem.forget("a") and "a" not in mem
+    mem.record(ev("c", 3.0))  # room again: nothing evicted
+    assert held(mem, "abc") == {"b", "c"} and mem.evictions == 0
+    mem.record(ev("d", 4.0))
+    assert len(mem) == 2 and mem.evictions == 1
