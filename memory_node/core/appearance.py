@@ -17,6 +17,7 @@ HUE_BINS = 18
 DIM = HUE_BINS + 3
 MIN_SATURATION = 0.2
 MIN_VALUE = 0.12
+MAX_PIXELS = 500  # pixels sampled per detection (evenly)
 
 
 def colour_descriptor(pixels: np.ndarray) -> np.ndarray | None:

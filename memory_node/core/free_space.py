@@ -121,9 +121,11 @@ class FreeSpaceMap:
         hp, wp = h // p, w // p
         if hp == 0 or wp == 0:
             return False
-        d = np.asarray(depth[: hp * p, : wp * p], np.float32)
-        valid = (np.isfinite(d) & (d > 0)).reshape(hp, p, wp, p)
-        d = np.where(valid, d.reshape(hp, p, wp, p), np.inf)
+        sub = max(1, p // 4)  # every sub-th pixel of a block is enough (and 4-16x cheaper)
+        q = p // sub
+        d = np.asarray(depth[: hp * p : sub, : wp * p : sub], np.float32)[: hp * q, : wp * q]
+        valid = (np.isfinite(d) & (d > 0)).reshape(hp, q, wp, q)
+        d = np.where(valid, d.reshape(hp, q, wp, q), np.inf)
         pooled = d.min(axis=(1, 3))
         # A block missing many readings gives no evidence: thin objects lose their depth at
         # edges, and the background behind them must not pass for seen-through space.

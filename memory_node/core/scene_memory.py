@@ -640,6 +640,7 @@ class SceneMemory:
             if idx is None or idx.size == 0:
                 out.append(None)
                 continue
+            idx = idx[:: max(1, idx.size // appearance.MAX_PIXELS)]  # an even sample is enough
             out.append(appearance.colour_descriptor(rgb[fp.rows[idx], fp.cols[idx]]))
         return out
 
