@@ -697,7 +697,20 @@ class SceneMemory:
             key = (0.0 if seen_through else 1.0, -(a_sim or 0.0), -sim, dist)
             if best is None or key < best[0]:
                 best = (key, oid)
-        return None if best is None else best[1]
+        if best is None:
+            return None
+        chosen = looks.get(best[1])
+        if chosen is not None:
+            # An object of the label not known to be gone that looks even more alike: this may
+            # well be that one, moved; wait until one of the two places is seen (relocation).
+            for oid, a_sim in looks.items():
+                if oid == best[1] or oid in used or a_sim is None or a_sim <= chosen:
+                    continue
+                other = self._models[oid].obj
+                ev = evidence.get(oid)
+                if other.present and not (ev is not None and ev.is_there(vis)):
+                    return None
+        return best[1]
 
     def _link_unique_look(self, new: ObjectModel) -> str | None:
         """Find the known object a just-confirmed new one is, by a unique look (or None).

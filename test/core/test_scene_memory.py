@@ -531,3 +531,28 @@ def test_an_object_put_where_a_removed_one_stood_appears() -> None:
     assert (ChangeKind.DISAPPEARED, "crate") in events
     assert (ChangeKind.APPEARED, "bin") in events
     assert not mem.objects[c.id].present
+
+
+def test_a_gone_object_is_not_taken_for_one_that_looks_more_like_another() -> None:
+    from memory_node.core import appearance
+
+    mem = SceneMemory(config())
+    world = BoxWorld([mug(center=(2.5, 2.5, 0.1), iid=2), mug(center=(2.5, -2.5, 0.1), iid=3)])
+    clock = Clock()
+    feed(mem, world, clock, 3, target=LEFT)
+    feed(mem, world, clock, 3, target=RIGHT)
+    feed(mem, world, clock, 3)  # the floor in the middle is seen empty
+    a, b = sorted(by_label(mem, "mug"), key=lambda o: o.center[1], reverse=True)  # left, right
+    # mug a looks only fairly like the green mugs (say, a green mug with a red pattern)
+    green = appearance.colour_descriptor(np.tile(np.array([[40, 180, 40]], np.uint8), (50, 1)))
+    red = appearance.colour_descriptor(np.tile(np.array([[200, 40, 40]], np.uint8), (50, 1)))
+    mem.objects[a.id].appearance = appearance.blend(green, red, 2.0)
+    world.boxes = [world.boxes[1]]  # a is taken away ...
+    feed(mem, world, clock, 4, target=LEFT)
+    assert not mem.objects[a.id].present
+    world.boxes = [mug(center=(2.5, 0.0, 0.1), iid=3)]  # ... and b is moved to the middle
+    clock(10.0)
+    reports = feed(mem, world, clock, 3)
+    events = [(e.kind, e.object_id) for r in reports for e in r.events]
+    assert events == [(ChangeKind.MOVED, b.id)]  # b, which looks the same, not a
+    assert not mem.objects[a.id].present
