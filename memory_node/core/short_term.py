@@ -49,9 +49,9 @@ class ShortTermConfig:
         100, "objects (entries) held; the least valuable by `policy` is evicted", min_value=1
     )
     policy: str = param(
-        "lru",
-        "replacement policy when full: fifo, lru, lfu or arc (lru: best mean hit rate on the "
-        "trace recorded from the simulator's change episode; arc wins the synthetic Zipf one)",
+        "arc",
+        "replacement policy when full: fifo, lru, lfu or arc (arc: best mean hit rate on the "
+        "trace recorded from the simulator's change episode and on the synthetic Zipf one)",
         choices=POLICIES,
     )
     events_per_object: int = param(
