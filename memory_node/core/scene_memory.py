@@ -474,6 +474,8 @@ class SceneMemory:
             if oid not in changed or not model_or_none.obj.present:
                 continue
             model = model_or_none
+            if model.obj.observations < cfg.mapping.min_observations_to_confirm:
+                continue  # confirmed with depth support: one detection (one label) is too little
             if model.obj.label_confidence < cfg.association.change_min_label_confidence:
                 log.debug("%s: label %s still uncertain", oid, model.obj.label)
                 continue

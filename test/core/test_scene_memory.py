@@ -556,3 +556,20 @@ def test_a_gone_object_is_not_taken_for_one_that_looks_more_like_another() -> No
     events = [(e.kind, e.object_id) for r in reports for e in r.events]
     assert events == [(ChangeKind.MOVED, b.id)]  # b, which looks the same, not a
     assert not mem.objects[a.id].present
+
+
+def test_one_detection_plus_depth_support_makes_no_event_until_seen_again() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate()])
+    clock = Clock()
+    feed(mem, world, clock, 2)
+    world.boxes.append(mug())
+    first = mem.ingest(view(world, clock()))  # one detection of the new mug
+    missed = view(world, clock())
+    assert missed.instance is not None
+    missed.instance[missed.instance == 2] = 0  # the segmenter misses it; the depth shows it
+    second = mem.ingest(missed)
+    assert second.num_confirmed == 1  # confirmed by the depth ...
+    assert first.events == [] and second.events == []  # ... but one detection is no event
+    third = mem.ingest(view(world, clock()))
+    assert [(e.kind, e.label) for e in third.events] == [(ChangeKind.APPEARED, "mug")]
