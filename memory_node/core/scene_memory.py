@@ -92,6 +92,27 @@ from memory_node.core.zones import ZoneConfig, compute_zones
 log = logging.getLogger(__name__)
 
 
+def _event(
+    kind: ChangeKind,
+    obj: SceneObject,
+    stamp: float,
+    old_position: np.ndarray | None = None,
+    old_state: str | None = None,
+    new_state: str | None = None,
+) -> ChangeEvent:
+    """Return a change event of ``obj`` as it is now (old position and states default to now)."""
+    return ChangeEvent(
+        kind=kind,
+        object_id=obj.id,
+        label=obj.label,
+        stamp=stamp,
+        old_position=obj.center.copy() if old_position is None else old_position,
+        new_position=obj.center.copy(),
+        old_state=obj.state if old_state is None else old_state,
+        new_state=obj.state if new_state is None else new_state,
+    )
+
+
 def box_gap(a: SceneObject, b: SceneObject) -> float:
     """Return the distance between two objects' boxes, metres (0 when they touch/overlap)."""
     gap = np.maximum(0.0, np.maximum(a.box_min - b.box_max, b.box_min - a.box_max))
@@ -434,18 +455,7 @@ class SceneMemory:
                 model.obj.present = False
                 report.num_disappeared += 1
                 changed.add(oid)
-                events.append(
-                    ChangeEvent(
-                        kind=ChangeKind.DISAPPEARED,
-                        object_id=oid,
-                        label=model.obj.label,
-                        stamp=stamp,
-                        old_position=model.obj.center.copy(),
-                        new_position=model.obj.center.copy(),
-                        old_state=model.obj.state,
-                        new_state=model.obj.state,
-                    )
-                )
+                events.append(_event(ChangeKind.DISAPPEARED, model.obj, stamp))
 
         # --- confirmation and pruning of tentative objects ----------------------------------
         for oid in list(changed):
@@ -499,17 +509,7 @@ class SceneMemory:
                 changed.add(twin)
                 report.num_moved += 1
                 continue
-            events.append(
-                ChangeEvent(
-                    kind=ChangeKind.APPEARED,
-                    object_id=oid,
-                    label=model.obj.label,
-                    stamp=stamp,
-                    old_position=model.obj.center.copy(),
-                    new_position=model.obj.center.copy(),
-                    new_state=model.obj.state,
-                )
-            )
+            events.append(_event(ChangeKind.APPEARED, model.obj, stamp, old_state=""))
         self._prune_tentative(stamp)
 
         # --- features, index, patches --------------------------------------------------------
@@ -879,18 +879,7 @@ class SceneMemory:
         if self.config.mapping.patch_size_m > 0:
             self._patches.rename_object(other_id, obj.id)
         self._index.update(obj.id, obj.box_min, obj.box_max)
-        events.append(
-            ChangeEvent(
-                kind=ChangeKind.MOVED,
-                object_id=obj.id,
-                label=obj.label,
-                stamp=stamp,
-                old_position=old_center,
-                new_position=obj.center.copy(),
-                old_state=obj.state,
-                new_state=obj.state,
-            )
-        )
+        events.append(_event(ChangeKind.MOVED, obj, stamp, old_position=old_center))
 
     def _update(
         self,
@@ -916,32 +905,13 @@ class SceneMemory:
         if obj.label != old_label:
             self._relabel(obj.id, old_label, obj.label)
         if model.confirmed and (moved_to or was_absent):
+            kind = ChangeKind.MOVED if moved_to else ChangeKind.APPEARED
             events.append(
-                ChangeEvent(
-                    kind=ChangeKind.MOVED if moved_to else ChangeKind.APPEARED,
-                    object_id=obj.id,
-                    label=obj.label,
-                    stamp=stamp,
-                    old_position=old_center,
-                    new_position=obj.center.copy(),
-                    old_state=obj.state,
-                    new_state=det.state or obj.state,
-                )
+                _event(kind, obj, stamp, old_position=old_center, new_state=det.state or obj.state)
             )
         if det.state and det.state != obj.state:
             if model.confirmed and obj.state:
-                events.append(
-                    ChangeEvent(
-                        kind=ChangeKind.STATE_CHANGED,
-                        object_id=obj.id,
-                        label=obj.label,
-                        stamp=stamp,
-                        old_position=obj.center.copy(),
-                        new_position=obj.center.copy(),
-                        old_state=obj.state,
-                        new_state=det.state,
-                    )
-                )
+                events.append(_event(ChangeKind.STATE_CHANGED, obj, stamp, new_state=det.state))
             obj.state = det.state
 
     def _encode_detections(
