@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
 from memory_node.core.short_term import TraceOp, save_trace
-from memory_node.core.types import InvalidInput, QueryRequest
+from memory_node.core.types import ChangeEvent, InvalidInput, QueryRequest
 from memory_node.demo import find_episode
 from memory_node.evaluation import (
     KINDS,
@@ -47,6 +47,11 @@ from memory_node.evaluation import (
 )
 from memory_sim.episode import EpisodeRunner, load_episode
 from memory_sim.simulator import SimConfig
+
+
+def mem_event(e: ChangeEvent) -> MemEvent:
+    """Return the evaluation record of a core change event."""
+    return MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position, e.new_position)
 
 
 def label_first_rate(memory: SceneMemory) -> tuple[float, list[str]]:
@@ -127,11 +132,7 @@ def main() -> None:
                 obj = memory.objects.get(oid)
                 if obj is not None and obj.last_seen == stamp:
                     trace.append(TraceOp("query", oid, stamp))
-        for e in report.events:
-            events.append(
-                MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position,
-                         e.new_position)
-            )  # fmt: skip
+        events.extend(mem_event(e) for e in report.events)
     elapsed = time.monotonic() - t0
     gt = runner.ground_truth()
     runner.close()
@@ -147,10 +148,7 @@ def main() -> None:
     # The change log the planner reads (get_changes after the episode): consolidated, e.g. a
     # DISAPPEARED followed by the object's MOVED is one MOVED there.
     limit = memory.config.short_term.max_results_limit
-    logged = [
-        MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position, e.new_position)
-        for e in reversed(memory.changes(since=-math.inf, max_results=limit))
-    ]
+    logged = [mem_event(e) for e in reversed(memory.changes(since=-math.inf, max_results=limit))]
     changes_log = change_metrics(gt["changes"], logged, since_s=first_change, frames=gt["frames"])
     static_frames = sum(1 for f in gt["frames"] if f["stamp"] < first_change)
     false_static = sum(
