@@ -139,6 +139,15 @@ LEFT = np.array([2.5, 2.5, 0.2])  # look-at targets of two separate places
 RIGHT = np.array([2.5, -2.5, 0.2])
 
 
+def mug_left_right_empty(mem: SceneMemory) -> tuple[BoxWorld, Clock]:
+    """Show ``mem`` a mug at the left-hand place and the right-hand place empty."""
+    world = BoxWorld([mug(center=(2.5, 2.5, 0.1))])
+    clock = Clock()
+    feed(mem, world, clock, 3, target=LEFT)
+    feed(mem, world, clock, 2, target=RIGHT)
+    return world, clock
+
+
 def test_a_second_instance_seen_later_is_a_new_object_not_a_move() -> None:
     mem = SceneMemory(config())
     world = BoxWorld([mug(center=(2.5, 2.5, 0.1), iid=2), mug(center=(2.5, -2.5, 0.1), iid=3)])
@@ -153,10 +162,7 @@ def test_a_second_instance_seen_later_is_a_new_object_not_a_move() -> None:
 
 def test_a_unique_looking_object_seen_elsewhere_is_moved_at_once() -> None:
     mem = SceneMemory(config())
-    world = BoxWorld([mug(center=(2.5, 2.5, 0.1))])
-    clock = Clock()
-    feed(mem, world, clock, 3, target=LEFT)
-    feed(mem, world, clock, 2, target=RIGHT)  # the right-hand place is seen empty
+    world, clock = mug_left_right_empty(mem)
     (m,) = by_label(mem, "mug")
     mem.drain_events()
     world.boxes[0] = mug(center=(2.5, -2.5, 0.1))  # moved while the robot looked away
@@ -170,10 +176,7 @@ def test_a_unique_looking_object_seen_elsewhere_is_moved_at_once() -> None:
 
 def test_a_lookalike_elsewhere_is_not_taken_for_a_moved_object() -> None:
     mem = SceneMemory(config())
-    world = BoxWorld([mug(center=(2.5, 2.5, 0.1))])
-    clock = Clock()
-    feed(mem, world, clock, 3, target=LEFT)
-    feed(mem, world, clock, 2, target=RIGHT)
+    world, clock = mug_left_right_empty(mem)
     world.boxes.append(mug(center=(2.5, 1.9, 0.1), iid=3))  # a second, identical mug
     feed(mem, world, clock, 3, target=LEFT)
     assert len(by_label(mem, "mug")) == 2
@@ -187,10 +190,7 @@ def test_a_lookalike_elsewhere_is_not_taken_for_a_moved_object() -> None:
 
 def test_a_differently_coloured_instance_is_not_a_moved_object() -> None:
     mem = SceneMemory(config())
-    world = BoxWorld([mug(center=(2.5, 2.5, 0.1))])
-    clock = Clock()
-    feed(mem, world, clock, 3, target=LEFT)
-    feed(mem, world, clock, 2, target=RIGHT)
+    world, clock = mug_left_right_empty(mem)
     (m,) = by_label(mem, "mug")
     world.boxes = [Box(np.array([2.5, -2.5, 0.1]), np.array([0.2, 0.2, 0.2]), "mug", 5,
                        (40, 40, 200))]  # fmt: skip
@@ -204,10 +204,7 @@ def test_a_differently_coloured_instance_is_not_a_moved_object() -> None:
 
 def test_move_seen_at_the_new_place_first_is_linked_when_the_old_place_is_empty() -> None:
     mem = SceneMemory(config(association__use_appearance=False))
-    world = BoxWorld([mug(center=(2.5, 2.5, 0.1))])
-    clock = Clock()
-    feed(mem, world, clock, 3, target=LEFT)
-    feed(mem, world, clock, 2, target=RIGHT)  # the right-hand place is seen empty
+    world, clock = mug_left_right_empty(mem)
     (m,) = by_label(mem, "mug")
     mem.drain_events()
     world.boxes[0] = mug(center=(2.5, -2.5, 0.1))  # moved while the robot looked away
