@@ -627,14 +627,12 @@ class SceneMemory:
     def _appearances(
         self, frame: Frame, fp: FramePoints, detections: list[Detection]
     ) -> list[np.ndarray | None]:
-        """Colour descriptor of each detection's pixels (None without rgb or when off)."""
-        rgb = frame.rgb
-        if (
-            not self.config.association.use_appearance
-            or rgb is None
-            or np.ndim(rgb) != 3
-            or np.shape(rgb)[:2] != np.shape(frame.depth)
-        ):
+        """Colour descriptor of each detection's pixels (None when off).
+
+        The frame is validated: rgb is (H, W, 3) and the size of the depth image.
+        """
+        rgb = np.asarray(frame.rgb)
+        if not self.config.association.use_appearance:
             return [None] * len(detections)
         out: list[np.ndarray | None] = []
         for d in detections:
