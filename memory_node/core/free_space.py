@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memory_node.core.config import param
+from memory_node.core.geometry import invert_transform
 
 
 @dataclass
@@ -136,10 +137,7 @@ class FreeSpaceMap:
         Kp[1, :] /= p
         Kp[0, 2] -= 0.5 - 0.5 / p  # pooled pixel i covers pixels i*p .. i*p + p - 1
         Kp[1, 2] -= 0.5 - 0.5 / p
-        R, t = map_T_camera[:3, :3], map_T_camera[:3, 3]
-        camera_T_map = np.eye(4)
-        camera_T_map[:3, :3] = R.T
-        camera_T_map[:3, 3] = -R.T @ t
+        camera_T_map = invert_transform(np.asarray(map_T_camera, np.float64))
         self._reserve(hp, wp)
         i = self._next
         self._depth[i] = 0.0

@@ -34,6 +34,7 @@ import pybullet
 from pybullet_utils.bullet_client import BulletClient
 
 from memory_node.core.config import param
+from memory_node.core.geometry import invert_transform
 from memory_node.core.types import ChangeKind, Frame
 from memory_sim import sensor_noise
 from memory_sim.camera import CameraConfig, check_pose, intrinsics, render
@@ -452,7 +453,7 @@ class Simulator:
         out: dict[int, float] = {}
         if not self._vacated:
             return out
-        camera_T_map = np.linalg.inv(map_T_camera)
+        camera_T_map = invert_transform(map_T_camera)
         h, w = depth.shape
         limit = self.config.vacated_range_m
         for iid, pts in self._vacated.items():
