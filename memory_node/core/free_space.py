@@ -90,6 +90,10 @@ class FreeSpaceMap:
         self._T = np.zeros((0, 4, 4))  # camera_T_map of each keyframe
         self._stamps = np.zeros(0)
         self._sizes = np.zeros((0, 2), np.int64)  # (h, w) of each pooled image
+        self._origins = np.zeros((0, 3))  # camera centre of each keyframe, map frame
+        self._reach = np.zeros(0)  # farthest a point in view and in range can be from it
+        self._axes = np.zeros((0, 3))  # optical axis of each keyframe, map frame
+        self._half_angle = np.zeros(0)  # widest angle from the axis of a point in view, rad
         self._count = 0  # keyframes stored
         self._next = 0  # ring slot for the next keyframe
         self._last_pose: np.ndarray | None = None
@@ -144,6 +148,15 @@ class FreeSpaceMap:
         self._depth[i, :hp, :wp] = pooled
         self._K[i], self._T[i], self._stamps[i] = Kp, camera_T_map, float(stamp)
         self._sizes[i] = (hp, wp)
+        self._origins[i] = map_T_camera[:3, 3]
+        # a point projecting into the image has |x/z| <= (w + |cx| + 1) / fx (likewise y), so one
+        # within max_range_m along the axis is at most this far from the camera centre
+        a = (wp + abs(Kp[0, 2]) + 1.0) / Kp[0, 0]
+        b = (hp + abs(Kp[1, 2]) + 1.0) / Kp[1, 1]
+        spread = float(np.sqrt(1.0 + a * a + b * b))
+        self._reach[i] = cfg.max_range_m * spread
+        self._axes[i] = map_T_camera[:3, 2]
+        self._half_angle[i] = float(np.arccos(1.0 / spread))
         self._next = (i + 1) % cfg.max_keyframes
         self._count = min(self._count + 1, cfg.max_keyframes)
         self._last_pose = np.array(map_T_camera, np.float64, copy=True)
@@ -166,17 +179,32 @@ class FreeSpaceMap:
         self._T = np.concatenate([self._T, np.zeros((grow, 4, 4))])
         self._stamps = np.concatenate([self._stamps, np.full(grow, np.inf)])
         self._sizes = np.concatenate([self._sizes, np.zeros((grow, 2), np.int64)])
+        self._origins = np.concatenate([self._origins, np.zeros((grow, 3))])
+        self._reach = np.concatenate([self._reach, np.zeros(grow)])
+        self._axes = np.concatenate([self._axes, np.zeros((grow, 3))])
+        self._half_angle = np.concatenate([self._half_angle, np.zeros(grow)])
 
     def seen_free(self, points: np.ndarray, before: float) -> np.ndarray:
         """Return (N,) bool: each point was seen through in a keyframe older than ``before``."""
         n = points.shape[0]
         if n == 0 or self._count == 0:
             return np.zeros(n, bool)
-        old = np.flatnonzero(self._stamps < before)
+        p = np.asarray(points, np.float64)
+        centre = p.mean(axis=0)
+        radius = float(np.sqrt(((p - centre) ** 2).sum(axis=1).max()))
+        offset = centre - self._origins
+        dist = np.linalg.norm(offset, axis=1)
+        # only keyframes older than `before` whose view cone (within range) can hold a point:
+        # the points lie in a ball; its angle from the axis, less its angular radius, must not
+        # exceed the widest angle in view
+        cos_to_axis = np.einsum("kj,kj->k", offset, self._axes) / np.maximum(dist, 1e-9)
+        to_axis = np.arccos(np.clip(cos_to_axis, -1.0, 1.0))
+        ball = np.arcsin(np.clip(radius / np.maximum(dist, 1e-9), 0.0, 1.0))
+        in_cone = (dist <= radius) | (to_axis - ball <= self._half_angle)
+        old = np.flatnonzero((self._stamps < before) & (dist <= self._reach + radius) & in_cone)
         if old.size == 0:
             return np.zeros(n, bool)
         K, T, sizes = self._K[old], self._T[old], self._sizes[old]
-        p = np.asarray(points, np.float64)
         pc = np.einsum("kij,nj->kni", T[:, :3, :3], p) + T[:, None, :3, 3]  # (k, n, 3)
         z = pc[..., 2]
         zs = np.where(z > 1e-6, z, 1e-6)

@@ -60,3 +60,13 @@ def test_keyframes_are_taken_on_motion_or_time_and_bounded() -> None:
     assert len(fs) == 3  # oldest dropped
     # the first keyframe (t=0) is gone: nothing is older than 1.0 any more
     assert not fs.seen_free(np.array([[2.0, 0.8, 0.3]]), before=1.0).any()
+
+
+def test_points_spread_around_the_camera_are_each_judged_by_the_keyframes_that_see_them() -> None:
+    fs = FreeSpaceMap(FreeSpaceConfig())
+    observe(fs, BoxWorld([]), 1.0)  # looking along +x from EYE
+    ahead = np.array([2.0, 0.8, 0.3])
+    behind = np.array([-2.0, 0.0, 0.3])
+    # one ball holding both: the keyframe must still be consulted for the point ahead
+    assert fs.seen_free(np.vstack([ahead, behind]), before=5.0).tolist() == [True, False]
+    assert not fs.seen_free(behind[None], before=5.0).any()  # only behind: nothing seen
