@@ -204,7 +204,8 @@ def first_views(
     """Sim time at which each true change could first be seen (None = never after it).
 
     * APPEARED, STATE_CHANGED: the first frame at or after the change showing the object with at
-      least ``min_pixels`` pixels;
+      least ``min_pixels`` pixels with a depth reading (``visible_in_range`` of the frame truth;
+      all its pixels, ``visible``, for truth recorded without it);
     * DISAPPEARED: the first frame showing at least ``min_vacated`` of the box it left
       (``vacated_in_view`` of the frame truth);
     * MOVED: the first frame by which both have happened: the object seen at its new place and
@@ -217,7 +218,10 @@ def first_views(
         for f in frames:
             if f["stamp"] + 1e-9 < t0:
                 continue
-            if seen_obj is None and f.get("visible", {}).get(iid, 0) >= min_pixels:
+            # pixels with a depth reading when the frame truth has them: beyond the sensor's
+            # range an RGB-D memory cannot place what the camera shows
+            shown = f.get("visible_in_range", f.get("visible", {}))
+            if seen_obj is None and shown.get(iid, 0) >= min_pixels:
                 seen_obj = float(f["stamp"])
             if seen_place is None and f.get("vacated_in_view", {}).get(iid, 0.0) >= min_vacated:
                 seen_place = float(f["stamp"])

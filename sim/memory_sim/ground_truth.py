@@ -119,6 +119,8 @@ class FrameTruth:
         map_T_camera: (4, 4) true pose of the optical frame (the Frame may carry a noisy one).
         room: room holding the camera ("" when outside every room).
         visible: instance id -> pixel count in the noise-free instance image.
+        visible_in_range: instance id -> count of those pixels with a depth reading (within the
+            sensor's range): what an RGB-D memory can place.
         vacated_in_view: instance id -> share (0-1] of the box the object left (moved away or
             removed) that is in view, within range and not hidden: when the old place was seen.
     """
@@ -129,6 +131,7 @@ class FrameTruth:
     room: str
     visible: dict[int, int]
     vacated_in_view: dict[int, float] = field(default_factory=dict)
+    visible_in_range: dict[int, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dictionary."""
@@ -138,6 +141,7 @@ class FrameTruth:
             "map_T_camera": [_list(row) for row in self.map_T_camera],
             "room": self.room,
             "visible": {str(k): v for k, v in sorted(self.visible.items())},
+            "visible_in_range": {str(k): v for k, v in sorted(self.visible_in_range.items())},
             "vacated_in_view": {str(k): v for k, v in sorted(self.vacated_in_view.items())},
         }
 

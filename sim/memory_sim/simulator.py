@@ -237,6 +237,8 @@ class Simulator:
         instance = self._instance_image(seg)
         ids, counts = np.unique(instance, return_counts=True)
         visible = {int(i): int(c) for i, c in zip(ids, counts, strict=True) if i != 0}
+        ids_r, counts_r = np.unique(instance[depth > 0], return_counts=True)
+        in_range = {int(i): int(c) for i, c in zip(ids_r, counts_r, strict=True) if i != 0}
         labels = {iid: self._live(iid).spec.label for iid in visible}
         if noise.enabled:
             rng = self._rng
@@ -273,6 +275,7 @@ class Simulator:
             map_T_camera=pose.copy(),
             room=self.scene.room_at(float(pose[0, 3]), float(pose[1, 3])),
             visible=visible,
+            visible_in_range=in_range,
             vacated_in_view=self._vacated_in_view(pose, depth),
         )
         if self.keep_frame_truth:

@@ -137,6 +137,19 @@ def test_first_views_need_the_object_and_the_old_place():
     assert first_views(gt_doc()["changes"], frames_doc()[:60]) == [None, None]
 
 
+def test_first_views_count_only_pixels_with_depth_when_the_truth_has_them():
+    frames = frames_doc()
+    for f in frames:  # the mug is beyond the depth range until 58 s
+        f["visible_in_range"] = {"1": 400} if f["stamp"] >= 58 else {}
+    changes = gt_doc()["changes"]
+    frames[65]["vacated_in_view"]["1"] = 0.0
+    frames[57]["vacated_in_view"]["1"] = 0.9  # the old place is seen before the mug is placed
+    assert first_views(changes, frames)[0] == 58.0
+    for f in frames:
+        del f["visible_in_range"]
+    assert first_views(changes, frames)[0] == 57.0
+
+
 def test_delays_run_from_the_first_view():
     events = [
         MemEvent("MOVED", "a", "mug", 65.4, np.array([1, 0, 1.0]), np.array([3.0, 0, 1.0])),

@@ -124,6 +124,21 @@ def test_backprojected_pixels_fall_inside_ground_truth_boxes(
         assert f.instance_labels[iid] == (t.label, 1.0)
 
 
+def test_frame_truth_counts_pixels_with_depth_apart() -> None:
+    scene = SceneSpec(
+        "two", objects=[_box("near", (1.5, 0.3, 1.2)), _box("far", (4.0, -0.4, 1.2))]
+    )
+    config = _config()
+    config.camera.depth_max_m = 3.0  # the far box is shown but beyond the sensor's range
+    with Simulator(scene, config) as sim:
+        truth = sim.step(look_pose(np.array([0.0, 0.0, 1.2]), 0.0, 0.0)).truth
+        near, far = sim.instance_id("near"), sim.instance_id("far")
+    assert truth.visible[near] > 0 and truth.visible[far] > 0
+    assert truth.visible_in_range[near] == truth.visible[near]
+    assert far not in truth.visible_in_range
+    assert truth.to_json()["visible_in_range"] == {str(near): truth.visible[near]}
+
+
 def test_frame_is_a_core_frame_with_sim_time_stamps() -> None:
     config = _config(32, 24)
     config.rate_hz = 4.0
