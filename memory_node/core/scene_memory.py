@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -91,6 +92,8 @@ from memory_node.core.zones import ZoneConfig, compute_zones
 
 log = logging.getLogger(__name__)
 
+VACATED_PLACES = 256  # places that objects moved out of, kept to tell new arrivals there
+
 
 def _event(
     kind: ChangeKind,
@@ -111,6 +114,24 @@ def _event(
         old_state=obj.state if old_state is None else old_state,
         new_state=obj.state if new_state is None else new_state,
     )
+
+
+def label_owners(
+    fp: FramePoints, detections: list[Detection]
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Return the strided grid of the label code covering each pixel (-1: none) and the codes.
+
+    Unlabelled detections (geometric segments) own no pixels: they cannot tell one object's
+    surface from another's.
+    """
+    grid = np.full(fp.grid_shape, -1, np.int32)
+    codes: dict[str, int] = {}
+    for d in detections:
+        if not d.label or d.point_index is None:
+            continue
+        code = codes.setdefault(d.label, len(codes))
+        grid.flat[fp.flat_index[d.point_index]] = code
+    return grid, codes
 
 
 def box_gap(a: SceneObject, b: SceneObject) -> float:
@@ -228,6 +249,8 @@ class SceneMemory:
         self._patches = PatchLayer(cfg.mapping.patch_size_m or 1.0)
         self._free = FreeSpaceMap(cfg.free_space)
         self._undecided: dict[str, float] = {}  # new objects awaiting APPEARED/MOVED -> deadline
+        # boxes (min, max) that objects moved out of: known empty since, like an absent object's
+        self._vacated: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=VACATED_PLACES)
         self._next_index = 0
         self._relations: list[Relation] = []
         self._zones: list[Zone] = []
@@ -373,7 +396,10 @@ class SceneMemory:
 
         # --- visibility evidence for unmatched objects in the frustum -----------------------
         camera_T_map = invert_transform(map_T_camera)
-        evidence = self._visibility(depth, K, map_T_camera, camera_T_map, matched_ids)
+        owners, codes = label_owners(fp, detections)
+        evidence = self._visibility(
+            depth, K, map_T_camera, camera_T_map, matched_ids, (owners, fp.stride, codes)
+        )
 
         # --- re-identification of moved objects, new objects --------------------------------
         unmatched = [i for i in range(len(detections)) if i not in matches]
@@ -445,16 +471,27 @@ class SceneMemory:
                 self._remove_model(oid)
                 continue
             model.obj.miss_count += 1.0
-            if model.obj.present and model.obj.miss_count >= cfg.visibility.misses_to_absent:
+            if not model.obj.present:
+                continue
+            # Found elsewhere (a look-alike newly standing where it was not): fewer misses do.
+            if model.obj.miss_count >= min(
+                cfg.visibility.misses_to_relocate, cfg.visibility.misses_to_absent
+            ):
                 relocated = self._relocate(model, stamp, events)
                 if relocated is not None:
                     changed.add(oid)
                     changed.discard(relocated)
                     report.num_moved += 1
                     continue
+            if model.obj.miss_count >= cfg.visibility.misses_to_absent:
                 model.obj.present = False
-                report.num_disappeared += 1
                 changed.add(oid)
+                if model.obj.observations < cfg.mapping.min_observations_to_confirm:
+                    # confirmed by depth on one detection, e.g. a mislabelled view of a shelf:
+                    # too little to say that something went away
+                    log.debug("%s (%s) absent, detected once: no event", oid, model.obj.label)
+                    continue
+                report.num_disappeared += 1
                 events.append(_event(ChangeKind.DISAPPEARED, model.obj, stamp))
 
         # --- confirmation and pruning of tentative objects ----------------------------------
@@ -604,8 +641,13 @@ class SceneMemory:
         map_T_camera: np.ndarray,
         camera_T_map: np.ndarray,
         matched: set[str],
+        owners: tuple[np.ndarray, int, dict[str, int]] | None = None,
     ) -> dict[str, Evidence]:
-        """Evidence for the present, unmatched objects whose box meets the view frustum."""
+        """Evidence for the present, unmatched objects whose box meets the view frustum.
+
+        ``owners``: the frame's label owner grid, its stride and label codes
+        (:func:`label_owners`), for voxels claimed by other labels' detections.
+        """
         cfg = self.config
         if not self._models:
             return {}
@@ -621,7 +663,20 @@ class SceneMemory:
             model = self._models.get(oid)
             if model is None or model.obj.points.shape[0] == 0:
                 continue
-            out[oid] = check_points(model.obj.points, depth, K, camera_T_map, cfg.visibility)
+            if owners is None:
+                out[oid] = check_points(model.obj.points, depth, K, camera_T_map, cfg.visibility)
+                continue
+            grid, stride, codes = owners
+            out[oid] = check_points(
+                model.obj.points,
+                depth,
+                K,
+                camera_T_map,
+                cfg.visibility,
+                grid,
+                stride,
+                codes.get(model.obj.label, -1),
+            )
         return out
 
     def _appearances(
@@ -768,16 +823,18 @@ class SceneMemory:
         fs = self.config.free_space
         if fs.enabled:
             free = self._free.seen_free(pts, first_seen - fs.appeared_min_age_s)
-            # the place of an object since found gone counts as free space too
+            # the place of an object since found gone, or moved away, counts as free space too
             lo, hi = pts.min(axis=0), pts.max(axis=0)
+            boxes = list(self._vacated)
             for oid in self._index.query(lo, hi):
                 gone = self._models.get(oid)
                 if oid == exclude or gone is None or gone.obj.present or not gone.confirmed:
                     continue
-                inside = np.all(
-                    (pts >= gone.obj.box_min - 0.05) & (pts <= gone.obj.box_max + 0.05), axis=1
-                )
-                free |= inside
+                boxes.append((gone.obj.box_min, gone.obj.box_max))
+            for box_lo, box_hi in boxes:
+                if np.any(box_lo > hi + 0.05) or np.any(box_hi < lo - 0.05):
+                    continue
+                free |= np.all((pts >= box_lo - 0.05) & (pts <= box_hi + 0.05), axis=1)
             return float(np.count_nonzero(free)) / pts.shape[0] >= fs.appeared_min_free_fraction
         before = first_seen - self.config.association.moved_place_seen_before_s
         return self._patches.observed_before(pts, before) >= 0.5
@@ -847,6 +904,7 @@ class SceneMemory:
         obj = model.obj
         other = self._models[other_id]
         old_center = obj.center.copy()
+        self._vacated.append((obj.box_min.copy(), obj.box_max.copy()))
         log.debug(
             "%.2f %s (%s) is %s moved %.2f m (look %s)",
             stamp,
@@ -896,6 +954,7 @@ class SceneMemory:
         was_absent = not obj.present
         obj.appearance = appearance.blend(obj.appearance, look, obj.observations)
         if moved_to:
+            self._vacated.append((obj.box_min.copy(), obj.box_max.copy()))
             replace_geometry(model, det, stamp, cfg.mapping)
         else:
             fuse(model, det, stamp, cfg.mapping)

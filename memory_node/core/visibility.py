@@ -9,6 +9,12 @@ depth along the optical axis:
 * |reading - voxel depth| <= margin: the voxel is *consistent* with the reading;
 * reading < voxel depth - margin: the voxel is *occluded* (no evidence either way).
 
+With the frame's segmentation (an owner grid of label codes), a consistent voxel is also
+*claimed* when the reading lies at or behind it and the pixel belongs to a detection of another
+label: what the sensor sees there is that other object (a shelf where a thin block lay). Such
+voxels count towards absence like seen-through ones; they are how the removal of an object too
+thin to be seen through (within ``depth_margin_m`` of its support) is noticed.
+
 An object that was not associated in a frame but is mostly in view and mostly seen through
 accumulates miss evidence (Dynam3D-style frustum removal, but the object is marked absent rather
 than deleted).
@@ -62,8 +68,25 @@ class VisibilityConfig:
         min_value=0.0,
         max_value=1.0,
     )
+    use_masks: bool = param(
+        True,
+        "count an unmatched object's voxels as missing where the pixel belongs to a detection of "
+        "another label at or behind the voxel's depth (notices thin objects taken off a surface)",
+    )
+    claim_min_gap_m: float = param(
+        0.02,
+        "a claimed voxel's reading lies at least this far behind it, metres (a surface shared "
+        "with the other object, as a mislabelled duplicate has, is no evidence)",
+        min_value=0.0,
+    )
     misses_to_absent: float = param(
         3.0, "miss evidence (frames) after which an object is marked absent", min_value=1.0
+    )
+    misses_to_relocate: float = param(
+        2.0,
+        "miss evidence (frames) after which an object is linked to a look-alike of its label "
+        "that newly stands elsewhere (MOVED); the explanation makes fewer misses enough",
+        min_value=1.0,
     )
 
 
@@ -76,6 +99,7 @@ class Evidence:
     seen_through: int = 0
     consistent: int = 0
     occluded: int = 0
+    claimed: int = 0
 
     def in_view_enough(self, config: VisibilityConfig) -> bool:
         """Tell whether the object was meaningfully in view this frame."""
@@ -85,9 +109,9 @@ class Evidence:
         )
 
     def is_miss(self, config: VisibilityConfig) -> bool:
-        """Tell whether it is in view and mostly seen through (evidence of absence)."""
+        """Tell whether it is in view and mostly seen through or claimed (evidence of absence)."""
         return self.in_view_enough(config) and (
-            self.seen_through >= config.seen_through_fraction * self.in_view
+            self.seen_through + self.claimed >= config.seen_through_fraction * self.in_view
         )
 
     def is_there(self, config: VisibilityConfig) -> bool:
@@ -97,7 +121,7 @@ class Evidence:
         of an object where it should be is evidence that it is there.
         """
         return self.in_view >= config.min_points_in_view and (
-            self.consistent >= config.present_fraction * self.in_view
+            self.consistent - self.claimed >= config.present_fraction * self.in_view
         )
 
 
@@ -107,6 +131,9 @@ def check_points(
     K: np.ndarray,
     camera_T_map: np.ndarray,
     config: VisibilityConfig,
+    owners: np.ndarray | None = None,
+    stride: int = 1,
+    own_code: int = -1,
 ) -> Evidence:
     """Evidence about an object from one depth image.
 
@@ -116,6 +143,10 @@ def check_points(
         K: (3, 3) intrinsics.
         camera_T_map: (4, 4) map -> camera optical frame.
         config: thresholds.
+        owners: optional (h, w) int32 grid of the label code of the detection covering each
+            pixel of the strided grid (pixel ``(r * stride, c * stride)``), -1 for none.
+        stride: pixel stride of ``owners``.
+        own_code: the object's label code in ``owners`` (-1 when no detection has its label).
     """
     n = points_map.shape[0]
     if n == 0:
@@ -138,7 +169,8 @@ def check_points(
     ev = Evidence(checked=int(points_map.shape[0]))
     if not inside.any():
         return ev
-    reading = depth[vi[inside], ui[inside]]
+    vi, ui = vi[inside], ui[inside]
+    reading = depth[vi, ui]
     zi = z[inside]
     valid = np.isfinite(reading) & (reading > 0)
     reading, zi = reading[valid], zi[valid]
@@ -147,6 +179,13 @@ def check_points(
     ev.seen_through = int(np.count_nonzero(reading > zi + m))
     ev.occluded = int(np.count_nonzero(reading < zi - m))
     ev.consistent = ev.in_view - ev.seen_through - ev.occluded
+    if owners is not None and config.use_masks and ev.consistent:
+        gh, gw = owners.shape
+        rows = np.minimum((vi[valid] + stride // 2) // stride, gh - 1)
+        cols = np.minimum((ui[valid] + stride // 2) // stride, gw - 1)
+        code = owners[rows, cols]
+        behind = (reading >= zi + config.claim_min_gap_m) & (reading <= zi + m)
+        ev.claimed = int(np.count_nonzero(behind & (code >= 0) & (code != own_code)))
     return ev
 
 

@@ -63,3 +63,34 @@ def test_frustum_box_holds_the_camera_and_the_far_corners() -> None:
     assert np.all(lo <= 0.0) and np.all(hi >= 0.0)
     assert hi[0] >= 4.0 - 1e-6 and lo[0] <= 0.0
     assert hi[1] > 1.0 and lo[1] < -1.0  # half-width at 4 m with a 60 degree field of view
+
+
+def owners(code: int, stride: int = 2) -> np.ndarray:
+    """Return an owner grid (stride 2) with every pixel covered by a detection of ``code``."""
+    return np.full((H // stride, W // stride), code, np.int32)
+
+
+def test_voxels_where_another_labels_surface_lies_just_behind_are_claimed() -> None:
+    cfg = VisibilityConfig()
+    surface = wall(2.06)  # a shelf 6 cm behind a thin block's voxels: within the margin
+    plain = check_points(patch(2.0), surface, K, CAM_T_MAP, cfg)
+    assert plain.consistent == 81 and plain.claimed == 0 and plain.is_there(cfg)
+    ev = check_points(patch(2.0), surface, K, CAM_T_MAP, cfg, owners(0), 2, own_code=1)
+    assert ev.consistent == 81 and ev.claimed == 81
+    assert ev.is_miss(cfg) and not ev.is_there(cfg)
+    # its own label's mask there: the object itself (or one like it) is seen, not a miss
+    same = check_points(patch(2.0), surface, K, CAM_T_MAP, cfg, owners(1), 2, own_code=1)
+    assert same.claimed == 0 and same.is_there(cfg)
+    # no detection covers the pixels (a missed detection): no claim
+    none = check_points(patch(2.0), surface, K, CAM_T_MAP, cfg, owners(-1), 2, own_code=1)
+    assert none.claimed == 0 and none.is_there(cfg)
+    off = VisibilityConfig(use_masks=False)
+    assert check_points(patch(2.0), surface, K, CAM_T_MAP, off, owners(0), 2, 1).claimed == 0
+
+
+def test_a_surface_shared_with_or_in_front_of_the_voxels_is_no_claim() -> None:
+    cfg = VisibilityConfig()
+    for reading in (2.01, 1.97):  # the same surface (a mislabelled duplicate), or in front
+        ev = check_points(patch(2.0), wall(reading), K, CAM_T_MAP, cfg, owners(0), 2, 1)
+        assert ev.consistent == 81 and ev.claimed == 0, reading
+        assert ev.is_there(cfg) and not ev.is_miss(cfg)
