@@ -11,7 +11,9 @@ it (the ray went through it).
 
 Per frame this costs one pooling of the depth image; a question (asked only when an object is
 confirmed or re-identified) projects a few dozen points into every stored keyframe at once.
-Keyframes are a ring buffer (``max_keyframes``), so memory is bounded.
+Keyframes are a ring buffer (``max_keyframes``), so memory is bounded. They are exported
+(:meth:`FreeSpaceMap.keyframes`) and restored (:meth:`FreeSpaceMap.restore`) with the memory
+file, so a loaded memory can tell APPEARED at once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from memory_node.core.config import param
 from memory_node.core.geometry import invert_transform
+from memory_node.core.types import FreeSpaceKeyframes
 
 
 @dataclass
@@ -96,8 +99,6 @@ class FreeSpaceMap:
         self._half_angle = np.zeros(0)  # widest angle from the axis of a point in view, rad
         self._count = 0  # keyframes stored
         self._next = 0  # ring slot for the next keyframe
-        self._last_pose: np.ndarray | None = None
-        self._last_stamp = -np.inf
 
     def __len__(self) -> int:
         """Return the number of keyframes kept."""
@@ -111,14 +112,15 @@ class FreeSpaceMap:
         Returns whether it was kept.
         """
         cfg = self.config
-        if self._last_pose is not None:
-            moved = float(np.linalg.norm(map_T_camera[:3, 3] - self._last_pose[:3, 3]))
-            rel = self._last_pose[:3, :3].T @ map_T_camera[:3, :3]
+        if self._count:
+            last = (self._next - 1) % cfg.max_keyframes  # the newest keyframe
+            moved = float(np.linalg.norm(map_T_camera[:3, 3] - self._origins[last]))
+            rel = self._T[last, :3, :3] @ map_T_camera[:3, :3]
             angle = np.degrees(np.arccos(np.clip((np.trace(rel) - 1.0) / 2.0, -1.0, 1.0)))
             if (
                 moved < cfg.keyframe_min_translation_m
                 and angle < cfg.keyframe_min_rotation_deg
-                and stamp - self._last_stamp < cfg.keyframe_max_interval_s
+                and stamp - self._stamps[last] < cfg.keyframe_max_interval_s
             ):
                 return False
         p = cfg.pool_px
@@ -141,27 +143,78 @@ class FreeSpaceMap:
         Kp[1, :] /= p
         Kp[0, 2] -= 0.5 - 0.5 / p  # pooled pixel i covers pixels i*p .. i*p + p - 1
         Kp[1, 2] -= 0.5 - 0.5 / p
-        camera_T_map = invert_transform(np.asarray(map_T_camera, np.float64))
         self._reserve(hp, wp)
         i = self._next
         self._depth[i] = 0.0
         self._depth[i, :hp, :wp] = pooled
-        self._K[i], self._T[i], self._stamps[i] = Kp, camera_T_map, float(stamp)
+        self._K[i], self._stamps[i] = Kp, float(stamp)
+        self._T[i] = invert_transform(np.asarray(map_T_camera, np.float64))
         self._sizes[i] = (hp, wp)
-        self._origins[i] = map_T_camera[:3, 3]
-        # a point projecting into the image has |x/z| <= (w + |cx| + 1) / fx (likewise y), so one
-        # within max_range_m along the axis is at most this far from the camera centre
-        a = (wp + abs(Kp[0, 2]) + 1.0) / Kp[0, 0]
-        b = (hp + abs(Kp[1, 2]) + 1.0) / Kp[1, 1]
-        spread = float(np.sqrt(1.0 + a * a + b * b))
-        self._reach[i] = cfg.max_range_m * spread
-        self._axes[i] = map_T_camera[:3, 2]
-        self._half_angle[i] = float(np.arccos(1.0 / spread))
+        self._derive(slice(i, i + 1))
         self._next = (i + 1) % cfg.max_keyframes
         self._count = min(self._count + 1, cfg.max_keyframes)
-        self._last_pose = np.array(map_T_camera, np.float64, copy=True)
-        self._last_stamp = float(stamp)
         return True
+
+    def _derive(self, rows: slice) -> None:
+        """Compute the per-keyframe search bounds of ``rows`` from their K, pose and size."""
+        K, sizes = self._K[rows], self._sizes[rows]
+        map_T_camera = np.linalg.inv(self._T[rows])
+        self._origins[rows] = map_T_camera[:, :3, 3]
+        axes = map_T_camera[:, :3, 2]
+        self._axes[rows] = axes / np.linalg.norm(axes, axis=1, keepdims=True)
+        # a point projecting into the image has |x/z| <= (w + |cx| + 1) / fx (likewise y), so one
+        # within max_range_m along the axis is at most this far from the camera centre
+        a = (sizes[:, 1] + np.abs(K[:, 0, 2]) + 1.0) / K[:, 0, 0]
+        b = (sizes[:, 0] + np.abs(K[:, 1, 2]) + 1.0) / K[:, 1, 1]
+        spread = np.sqrt(1.0 + a * a + b * b)
+        self._reach[rows] = self.config.max_range_m * spread
+        self._half_angle[rows] = np.arccos(1.0 / spread)
+
+    def keyframes(self) -> FreeSpaceKeyframes:
+        """Return a copy of the keyframes, oldest first (see :meth:`restore`)."""
+        order = (self._next - self._count + np.arange(self._count)) % self.config.max_keyframes
+        sizes = self._sizes[order]
+        h, w = (int(m) for m in sizes.max(axis=0)) if self._count else (0, 0)
+        return FreeSpaceKeyframes(
+            depth=self._depth[order, :h, :w],
+            sizes=sizes,
+            K=self._K[order],
+            camera_T_map=self._T[order],
+            stamps=self._stamps[order],
+        )
+
+    def restore(self, keyframes: FreeSpaceKeyframes) -> None:
+        """Replace the keyframes by ``keyframes`` (oldest first), e.g. from :meth:`keyframes`.
+
+        Only the newest ``max_keyframes`` are kept. Questions are answered as by the map they
+        were exported from; :meth:`observe` continues after the newest one.
+
+        Raises:
+            InvalidInput: inconsistent or unusable arrays (see
+                :meth:`FreeSpaceKeyframes.validate`); the map is unchanged.
+        """
+        keyframes.validate()
+        n = len(keyframes)
+        keep = slice(max(0, n - self.config.max_keyframes), n)
+        sizes = np.array(np.asarray(keyframes.sizes)[keep], np.int64)
+        m = sizes.shape[0]
+        h, w = (int(v) for v in sizes.max(axis=0)) if m else (1, 1)
+        given = np.asarray(keyframes.depth)[keep]
+        depth = np.zeros((m, h, w), np.float16)
+        for i, (hk, wk) in enumerate(sizes):  # only the keyframe's own pixels; padding stays 0
+            depth[i, :hk, :wk] = given[i, :hk, :wk]
+        self.clear()
+        if m == 0:
+            return
+        self._depth, self._sizes = depth, sizes
+        self._K = np.array(np.asarray(keyframes.K)[keep], np.float64)
+        self._T = np.array(np.asarray(keyframes.camera_T_map)[keep], np.float64)
+        self._stamps = np.array(np.asarray(keyframes.stamps)[keep], np.float64)
+        self._origins, self._axes = np.zeros((m, 3)), np.zeros((m, 3))
+        self._reach, self._half_angle = np.zeros(m), np.zeros(m)
+        self._derive(slice(0, m))
+        self._count = m
+        self._next = m % self.config.max_keyframes
 
     def _reserve(self, hp: int, wp: int) -> None:
         """Grow the ring's storage to hold a (hp, wp) image and one more keyframe."""

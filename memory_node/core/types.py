@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -173,6 +174,80 @@ class ScoredObject:
     score: float
 
 
+@dataclass(eq=False)
+class FreeSpaceKeyframes:
+    """Free-space keyframes as exported, saved and restored (see :mod:`~.free_space`).
+
+    Oldest first. Keyframes may differ in size: keyframe ``i`` is
+    ``depth[i, :sizes[i, 0], :sizes[i, 1]]`` (the rest of its row is padding).
+
+    Attributes:
+        depth: (n, h, w) float16 min-pooled depth, metres along the optical axis; 0 = no
+            evidence.
+        sizes: (n, 2) int64 (height, width) of each pooled image, each at least 1.
+        K: (n, 3, 3) float64 intrinsics of each pooled image.
+        camera_T_map: (n, 4, 4) float64 pose of the map in each keyframe's optical frame.
+        stamps: (n,) float64 seconds.
+    """
+
+    depth: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float16))
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    K: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
+    camera_T_map: np.ndarray = field(default_factory=lambda: np.zeros((0, 4, 4)))
+    stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __len__(self) -> int:
+        """Return the number of keyframes."""
+        return int(np.shape(self.stamps)[0]) if np.ndim(self.stamps) else 0
+
+    def validate(self) -> None:
+        """Raise :class:`InvalidInput` unless the arrays hold consistent, usable keyframes.
+
+        Checks shapes, sizes within the depth array, finite stamps, intrinsics (finite,
+        fx, fy > 0), poses (finite, last row 0 0 0 1, rotation near orthonormal) and depth
+        readings (no NaN, none negative). The message names the first bad keyframe.
+        """
+        n = len(self)
+        depth, sizes = np.asarray(self.depth), np.asarray(self.sizes)
+        K, T = np.asarray(self.K), np.asarray(self.camera_T_map)
+        stamps = np.asarray(self.stamps)
+        if stamps.ndim != 1:
+            raise InvalidInput(f"keyframe stamps has shape {stamps.shape}, expected (n,)")
+        for name, arr, shape in (
+            ("depth", depth, (n, None, None)),
+            ("sizes", sizes, (n, 2)),
+            ("K", K, (n, 3, 3)),
+            ("camera_T_map", T, (n, 4, 4)),
+        ):
+            if arr.ndim != len(shape) or any(
+                want not in (None, got) for got, want in zip(arr.shape, shape, strict=True)
+            ):
+                want_s = ", ".join("*" if d is None else str(d) for d in shape)
+                raise InvalidInput(f"keyframe {name} has shape {arr.shape}, expected ({want_s})")
+        if not np.issubdtype(depth.dtype, np.floating):
+            raise InvalidInput(f"keyframe depth must be floating point, got {depth.dtype}")
+        if not np.issubdtype(sizes.dtype, np.integer):
+            raise InvalidInput(f"keyframe sizes must be integers, got {sizes.dtype}")
+
+        def bad(mask: Any, what: str) -> None:
+            if np.any(mask):
+                i = int(np.flatnonzero(mask)[0])
+                raise InvalidInput(f"keyframe {i} of {n}: {what}")
+
+        bad(~np.isfinite(stamps), "stamp is not finite")
+        bad((sizes < 1).any(axis=1), "size is not positive")
+        bad((sizes[:, 0] > depth.shape[1]) | (sizes[:, 1] > depth.shape[2]), "size exceeds depth")
+        bad(~np.isfinite(K).all(axis=(1, 2)), "K is not finite")
+        bad((K[:, 0, 0] <= 0) | (K[:, 1, 1] <= 0), "K has fx or fy <= 0")
+        bad(~np.isfinite(T).all(axis=(1, 2)), "camera_T_map is not finite")
+        bad(np.abs(T[:, 3] - [0.0, 0.0, 0.0, 1.0]).max(axis=1) > 1e-9, "camera_T_map last row")
+        R = T[:, :3, :3]
+        err = np.abs(np.einsum("kji,kjl->kil", R, R) - np.eye(3)).max(axis=(1, 2))
+        bad((err > 0.25) | (np.linalg.det(R) <= 0), "camera_T_map rotation is not orthonormal")
+        with np.errstate(invalid="ignore"):
+            bad((np.isnan(depth) | (depth < 0)).any(axis=(1, 2)), "depth has NaN or negatives")
+
+
 @dataclass
 class MemorySnapshot:
     """Everything the long-term and short-term memories persist, as saved and loaded.
@@ -184,6 +259,8 @@ class MemorySnapshot:
         changes: the short-term memory's events, oldest first.
         next_object_index: the next integer used to make an object id (ids are never reused).
         meta: free-form metadata (config used, clock of the last frame, ...), JSON-serialisable.
+        free_space: the free-space keyframes, oldest first; None (or empty) when there are none
+            (free space disabled, or a file written before they were saved).
     """
 
     objects: list[SceneObject] = field(default_factory=list)
@@ -192,3 +269,4 @@ class MemorySnapshot:
     changes: list[ChangeEvent] = field(default_factory=list)
     next_object_index: int = 0
     meta: dict[str, object] = field(default_factory=dict)
+    free_space: FreeSpaceKeyframes | None = None

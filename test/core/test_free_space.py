@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
 from memory_node.core.synthetic import Box, BoxWorld, intrinsics, look_at, render
+from memory_node.core.types import InvalidInput
 
 W, H = 160, 120
 K = intrinsics(W, H, fov_deg=70.0)
@@ -70,3 +72,132 @@ def test_points_spread_around_the_camera_are_each_judged_by_the_keyframes_that_s
     # one ball holding both: the keyframe must still be consulted for the point ahead
     assert fs.seen_free(np.vstack([ahead, behind]), before=5.0).tolist() == [True, False]
     assert not fs.seen_free(behind[None], before=5.0).any()  # only behind: nothing seen
+
+
+def wander(fs: FreeSpaceMap, frames: int, seed: int, t0: float = 0.0) -> list[float]:
+    """Observe a box world from random poses, two image sizes, sometimes standing still.
+
+    Returns the stamps of the frames kept as keyframes.
+    """
+    rng = np.random.default_rng(seed)
+    world = BoxWorld(
+        [
+            Box(np.array([2.5, 0.0, 0.25]), np.array([0.5, 0.5, 0.5]), "crate", 1),
+            Box(np.array([1.0, -2.0, 0.4]), np.array([0.6, 0.4, 0.8]), "bin", 2),
+        ]
+    )
+    sizes = [(W, H, K), (128, 96, intrinsics(128, 96, fov_deg=60.0))]
+    kept, stamp, eye, target = [], t0, EYE, TARGET
+    for i in range(frames):
+        stamp += 0.3
+        if i % 4:  # otherwise stand still: only time decides
+            eye = np.array([*rng.uniform(-1.0, 1.0, 2), rng.uniform(1.0, 1.6)])
+            target = np.array([*rng.uniform(-3.0, 3.0, 2), 0.0])
+        w, h, k = sizes[int(rng.integers(2))]
+        f = render(world, k, look_at(eye, target), w, h, stamp)
+        if fs.observe(f.depth, f.K, f.map_T_camera, stamp):
+            kept.append(stamp)
+    return kept
+
+
+def questions(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Random points over the world and random ``before`` stamps."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform([-1.0, -3.0, 0.0], [4.0, 3.0, 1.5], size=(n, 3))
+    return pts, rng.uniform(0.0, 40.0, size=n)
+
+
+def answers(fs: FreeSpaceMap, pts: np.ndarray, before: np.ndarray) -> np.ndarray:
+    # one question per small ball of points, as scene memory asks them
+    return np.concatenate(
+        [fs.seen_free(pts[i : i + 4], float(before[i])) for i in range(0, len(pts), 4)]
+    )
+
+
+def test_restored_keyframes_answer_like_the_saved_map_and_continue_its_ring() -> None:
+    cfg = FreeSpaceConfig(max_keyframes=40)
+    fs = FreeSpaceMap(cfg)
+    kept = wander(fs, 120, seed=1)
+    assert len(kept) > 60 and len(fs) == 40  # the ring wrapped
+    kf = fs.keyframes()
+    # oldest first: the stamps of the last 40 frames kept, in order
+    assert kf.stamps.tolist() == kept[-40:]
+    assert {tuple(s) for s in kf.sizes} == {(15, 20), (12, 16)}  # both image sizes kept
+
+    back = FreeSpaceMap(FreeSpaceConfig(max_keyframes=40))
+    back.restore(kf)
+    assert len(back) == 40
+    pts, before = questions(seed=2)
+    expected = answers(fs, pts, before)
+    assert 0.05 < expected.mean() < 0.95  # the questions tell seen-free from not
+    assert np.array_equal(answers(back, pts, before), expected)
+
+    # observing on, both drop the same oldest keyframes and keep the same new ones
+    more_fs = wander(fs, 60, seed=3, t0=kept[-1] + 1.0)
+    more_back = wander(back, 60, seed=3, t0=kept[-1] + 1.0)
+    assert more_back == more_fs and len(more_fs) > 20
+    pts, before = questions(seed=4)
+    before += kept[-1] - 20.0  # ask about the time of the old and the new keyframes
+    expected = answers(fs, pts, before)
+    assert 0.05 < expected.mean() < 0.95
+    assert np.array_equal(answers(back, pts, before), expected)
+    assert fs.keyframes().stamps.tolist() == back.keyframes().stamps.tolist()
+
+
+def test_restore_continues_from_the_newest_keyframe() -> None:
+    fs = FreeSpaceMap(FreeSpaceConfig(keyframe_max_interval_s=2.0))
+    assert observe(fs, BoxWorld([]), 10.0, eye=EYE + np.array([1.0, 0.0, 0.0]))
+    assert observe(fs, BoxWorld([]), 11.0)  # moved back: the newest keyframe is at EYE
+    back = FreeSpaceMap(FreeSpaceConfig(keyframe_max_interval_s=2.0))
+    back.restore(fs.keyframes())
+    assert not observe(back, BoxWorld([]), 12.0)  # same pose as the newest, 1 s later
+    assert observe(back, BoxWorld([]), 13.5)  # 2.5 s after it
+    assert len(back) == 3
+
+
+def test_restoring_more_keyframes_than_the_ring_holds_keeps_the_newest() -> None:
+    big = FreeSpaceMap(FreeSpaceConfig(max_keyframes=100))
+    kept = wander(big, 80, seed=5)
+    small = FreeSpaceMap(FreeSpaceConfig(max_keyframes=10))
+    small.restore(big.keyframes())
+    assert small.keyframes().stamps.tolist() == kept[-10:]
+    # the same as a map of 10 keyframes that saw those frames (it kept the same ones)
+    reference = FreeSpaceMap(FreeSpaceConfig(max_keyframes=10))
+    assert wander(reference, 80, seed=5) == kept
+    pts, before = questions(seed=6)
+    before += kept[-10] - 15.0
+    expected = answers(reference, pts, before)
+    assert expected.any() and not expected.all()
+    assert np.array_equal(answers(small, pts, before), expected)
+    # an empty export empties the map
+    small.restore(FreeSpaceMap().keyframes())
+    assert len(small) == 0 and not small.seen_free(pts, 1e9).any()
+
+
+@pytest.mark.parametrize(
+    "spoil, reason",
+    [
+        (lambda kf: kf.sizes.__setitem__((1, 0), -3), "keyframe 1 of 3: size is not positive"),
+        (lambda kf: kf.sizes.__setitem__((2, 1), 99), "keyframe 2 of 3: size exceeds depth"),
+        (lambda kf: kf.K.__setitem__((0, 0, 0), np.nan), "keyframe 0 of 3: K is not finite"),
+        (lambda kf: kf.K.__setitem__((1, 1, 1), 0.0), "keyframe 1 of 3: K has fx or fy"),
+        (lambda kf: kf.camera_T_map.__setitem__((2, 0, 3), np.inf), "camera_T_map is not fin"),
+        (lambda kf: kf.camera_T_map.__setitem__((0, 0, 0), 3.0), "not orthonormal"),
+        (lambda kf: kf.stamps.__setitem__(1, np.nan), "keyframe 1 of 3: stamp is not finite"),
+        (lambda kf: kf.depth.__setitem__((0, 2, 2), -1.0), "keyframe 0 of 3: depth has NaN"),
+        (lambda kf: setattr(kf, "K", kf.K[:2]), r"K has shape \(2, 3, 3\), expected \(3, 3, 3\)"),
+    ],
+)
+def test_restore_refuses_bad_keyframes_and_keeps_the_map(spoil, reason: str) -> None:  # type: ignore[no-untyped-def]
+    source = FreeSpaceMap()
+    for t in (1.0, 4.0, 7.0):
+        observe(source, BoxWorld([]), t)
+    kf = source.keyframes()
+    spoil(kf)
+    fs = FreeSpaceMap()
+    observe(fs, BoxWorld([]), 2.0)
+    pts = np.array([[2.0, 0.8, 0.3]])
+    assert fs.seen_free(pts, before=3.0).all()
+    with pytest.raises(InvalidInput, match=reason):
+        fs.restore(kf)
+    assert len(fs) == 1 and fs.seen_free(pts, before=3.0).all()
