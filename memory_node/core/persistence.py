@@ -8,7 +8,11 @@ File layout (schema version :data:`SCHEMA_VERSION`, journal mode WAL):
   ``size`` (3,) float64; ``points`` (N, 3) float32; ``feature`` (D,) float32 or NULL;
   ``history`` (H, 4) float64 rows ``(stamp, x, y, z)``; ``label_votes`` as JSON;
   ``appearance`` (D,) float32 or NULL (added in version 2; version-1 files still load);
-* ``zones``, ``relations``, ``changes``: one row each, in list order (column ``idx``).
+* ``zones``, ``relations``, ``changes``: one row each, in list order (column ``idx``);
+* ``free_space`` (added in version 3; files of versions 1 and 2 load without keyframes): one
+  row per free-space keyframe, oldest first (column ``idx``): ``stamp``, ``height``,
+  ``width`` of the pooled image, ``K`` (3, 3) and ``camera_T_map`` (4, 4) float64 blobs,
+  ``depth`` (height, width) float16 blob (metres, 0 = no evidence).
 
 Saves are atomic: the file is written under a temporary name in the destination directory
 (without a journal: nobody else sees it yet), switched to WAL mode, closed, fsynced and moved
@@ -38,6 +42,7 @@ import numpy as np
 from memory_node.core.types import (
     ChangeEvent,
     ChangeKind,
+    FreeSpaceKeyframes,
     InvalidInput,
     MemorySnapshot,
     Relation,
@@ -47,7 +52,7 @@ from memory_node.core.types import (
 
 _LOG = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version written to and required in the ``schema`` table."""
 
 _SCHEMA = """
@@ -99,10 +104,20 @@ CREATE TABLE changes (
     old_state TEXT NOT NULL,
     new_state TEXT NOT NULL
 );
+CREATE TABLE free_space (
+    idx INTEGER PRIMARY KEY,
+    stamp REAL NOT NULL,
+    height INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    K BLOB NOT NULL,
+    camera_T_map BLOB NOT NULL,
+    depth BLOB NOT NULL
+);
 """
 
 _F64 = np.dtype("<f8")
 _F32 = np.dtype("<f4")
+_F16 = np.dtype("<f2")
 
 
 def _blob(array: Any, dtype: np.dtype) -> bytes:
@@ -156,6 +171,24 @@ def _object_rows(objects: Sequence[SceneObject]) -> Iterator[tuple[Any, ...]]:
         )
 
 
+def _free_space_rows(keyframes: FreeSpaceKeyframes) -> Iterator[tuple[Any, ...]]:
+    """Yield one ``free_space`` row per keyframe, oldest first, each image without padding."""
+    depth, sizes = np.asarray(keyframes.depth), np.asarray(keyframes.sizes)
+    K, T = np.asarray(keyframes.K), np.asarray(keyframes.camera_T_map)
+    stamps = np.asarray(keyframes.stamps)
+    for i in range(len(keyframes)):
+        h, w = int(sizes[i, 0]), int(sizes[i, 1])
+        yield (
+            i,
+            float(stamps[i]),
+            h,
+            w,
+            _blob(K[i], _F64),
+            _blob(T[i], _F64),
+            _blob(depth[i, :h, :w], _F16),
+        )
+
+
 def _fsync_dir(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -192,6 +225,11 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
         meta_json = json.dumps(snapshot.meta, allow_nan=True)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"cannot save: meta is not JSON-serialisable ({exc})") from exc
+    keyframes = snapshot.free_space or FreeSpaceKeyframes()
+    try:
+        keyframes.validate()
+    except InvalidInput as exc:
+        raise InvalidInput(f"cannot save: free-space {exc}") from exc
 
     prefix = f".{os.path.basename(path)}."
     for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
@@ -268,6 +306,9 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
                     for i, e in enumerate(snapshot.changes)
                 ),
             )
+            conn.executemany(
+                "INSERT INTO free_space VALUES (?,?,?,?,?,?,?)", _free_space_rows(keyframes)
+            )
             conn.execute("COMMIT")
             if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
                 raise sqlite3.OperationalError("could not switch the file to WAL mode")
@@ -291,11 +332,12 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(side)
     _LOG.debug(
-        "saved %d objects, %d zones, %d relations, %d changes to %s",
+        "saved %d objects, %d zones, %d relations, %d changes, %d free-space keyframes to %s",
         len(snapshot.objects),
         len(snapshot.zones),
         len(snapshot.relations),
         len(snapshot.changes),
+        len(keyframes),
         path,
     )
 
@@ -313,17 +355,56 @@ def _array(blob: bytes, dtype: np.dtype, what: str, shape: tuple[int, ...]) -> n
     return arr.reshape(shape).astype(dtype.newbyteorder("="), copy=True)
 
 
+def _read_free_space(conn: sqlite3.Connection) -> FreeSpaceKeyframes:
+    """Read the ``free_space`` table; a bad row raises :class:`InvalidInput` naming it."""
+    rows: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
+    for idx, stamp, height, width, K, T, depth in conn.execute(
+        "SELECT idx, stamp, height, width, K, camera_T_map, depth FROM free_space ORDER BY idx"
+    ):
+        what = f"free_space row {idx}"
+        if not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
+            raise InvalidInput(f"corrupt memory file: {what} has stamp {stamp!r}")
+        if not isinstance(height, int) or not isinstance(width, int) or height < 1 or width < 1:
+            raise InvalidInput(f"corrupt memory file: {what} has size {height!r} x {width!r}")
+        k = _array(K, _F64, f"{what} K", (3, 3))
+        t = _array(T, _F64, f"{what} camera_T_map", (4, 4))
+        for name, arr in (("K", k), ("camera_T_map", t)):
+            if not np.isfinite(arr).all():
+                raise InvalidInput(f"corrupt memory file: {what} {name} is not finite")
+        rows.append((float(stamp), k, t, _array(depth, _F16, f"{what} depth", (height, width))))
+    sizes = np.array([d.shape for _, _, _, d in rows], np.int64).reshape(-1, 2)
+    h, w = (int(v) for v in sizes.max(axis=0)) if rows else (0, 0)
+    depth_all = np.zeros((len(rows), h, w), np.float16)
+    for i, (_, _, _, d) in enumerate(rows):
+        depth_all[i, : d.shape[0], : d.shape[1]] = d
+    keyframes = FreeSpaceKeyframes(
+        depth=depth_all,
+        sizes=sizes,
+        K=np.array([k for _, k, _, _ in rows]).reshape(-1, 3, 3),
+        camera_T_map=np.array([t for _, _, t, _ in rows]).reshape(-1, 4, 4),
+        stamps=np.array([s for s, _, _, _ in rows], np.float64),
+    )
+    try:
+        keyframes.validate()
+    except InvalidInput as exc:
+        raise InvalidInput(f"corrupt memory file: free_space table: {exc}") from exc
+    return keyframes
+
+
 def _read(conn: sqlite3.Connection) -> MemorySnapshot:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "schema" not in tables:
         raise InvalidInput("not a memory_node memory file: no schema table")
     versions = [row[0] for row in conn.execute("SELECT version FROM schema")]
-    if versions not in ([1], [SCHEMA_VERSION]):
+    if versions not in ([1], [2], [SCHEMA_VERSION]):
         raise InvalidInput(
-            f"unsupported memory file schema version {versions} (this build reads 1 and "
+            f"unsupported memory file schema version {versions} (this build reads 1 to "
             f"{SCHEMA_VERSION})"
         )
-    missing = {"meta", "objects", "zones", "relations", "changes"} - tables
+    required = {"meta", "objects", "zones", "relations", "changes"}
+    if versions == [SCHEMA_VERSION]:
+        required.add("free_space")  # versions 1 and 2 have no keyframes
+    missing = required - tables
     if missing:
         raise InvalidInput(f"corrupt memory file: missing tables {sorted(missing)}")
 
@@ -410,6 +491,7 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
         changes=changes,
         next_object_index=next_index,
         meta=meta,
+        free_space=_read_free_space(conn) if "free_space" in required else None,
     )
 
 

@@ -18,6 +18,7 @@ from memory_node.core.persistence import load_memory, save_memory
 from memory_node.core.types import (
     ChangeEvent,
     ChangeKind,
+    FreeSpaceKeyframes,
     InvalidInput,
     MemorySnapshot,
     Relation,
@@ -26,6 +27,26 @@ from memory_node.core.types import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def make_keyframes(n: int = 7, seed: int = 0) -> FreeSpaceKeyframes:
+    """Random keyframes of two image sizes (padding zero), stamps increasing."""
+    rng = np.random.default_rng(seed)
+    sizes = np.array([(6, 8) if i % 3 else (4, 5) for i in range(n)], np.int64)
+    depth = np.zeros((n, 6, 8), np.float16)
+    for i, (h, w) in enumerate(sizes):
+        block = rng.uniform(0.0, 9.0, size=(h, w)).astype(np.float16)
+        block[rng.random((h, w)) < 0.2] = 0.0  # no evidence
+        depth[i, :h, :w] = block
+    K = np.tile(np.array([[7.5, 0.0, 3.4], [0.0, 7.25, 2.6], [0.0, 0.0, 1.0]]), (n, 1, 1))
+    K[:, 0, 0] += rng.random(n) / 3.0
+    T = np.tile(np.eye(4), (n, 1, 1))
+    for i in range(n):
+        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        T[i, :3, :3] = q * np.sign(np.linalg.det(q))
+        T[i, :3, 3] = rng.normal(size=3)
+    stamps = 50.0 + np.cumsum(rng.random(n) + 1.0 / 3.0)
+    return FreeSpaceKeyframes(depth=depth, sizes=sizes, K=K, camera_T_map=T, stamps=stamps)
 
 
 def make_snapshot(n: int = 20, seed: int = 0) -> MemorySnapshot:
@@ -81,6 +102,7 @@ def make_snapshot(n: int = 20, seed: int = 0) -> MemorySnapshot:
         changes=changes,
         next_object_index=n + 7,
         meta={"clock": 123.456, "config": {"voxel_size_m": 0.025}, "names": ["a", "b"]},
+        free_space=make_keyframes(seed=seed),
     )
 
 
@@ -129,6 +151,20 @@ def assert_same(a: MemorySnapshot, b: MemorySnapshot) -> None:
         assert np.array_equal(e1.new_position, e2.new_position)
     assert a.next_object_index == b.next_object_index
     assert a.meta == b.meta
+    assert_same_keyframes(a.free_space, b.free_space)
+
+
+def assert_same_keyframes(a: FreeSpaceKeyframes | None, b: FreeSpaceKeyframes | None) -> None:
+    if a is None or len(a) == 0:
+        assert b is None or len(b) == 0
+        return
+    assert b is not None
+    assert b.depth.dtype == np.float16 and b.depth.shape == a.depth.shape
+    assert np.array_equal(a.depth, b.depth)  # bit for bit, padding included
+    assert b.sizes.dtype == np.int64 and np.array_equal(a.sizes, b.sizes)
+    for name in ("K", "camera_T_map", "stamps"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert y.dtype == np.float64 and np.array_equal(x, y), name
 
 
 def test_round_trip_is_exact(tmp_path: Path) -> None:
@@ -165,15 +201,129 @@ def test_version_1_files_still_load(tmp_path: Path) -> None:
     conn = sqlite3.connect(str(path))
     try:
         conn.execute("ALTER TABLE objects DROP COLUMN appearance")
+        conn.execute("DROP TABLE free_space")
         conn.execute("UPDATE schema SET version = 1")
         conn.commit()
     finally:
         conn.close()
     loaded = load_memory(str(path))
     assert [o.appearance for o in loaded.objects] == [None] * 6
+    assert loaded.free_space is None
     for o in snap.objects:
         o.appearance = None
+    snap.free_space = None
     assert_same(snap, loaded)
+
+
+def test_version_2_files_still_load_without_keyframes(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    snap = make_snapshot(6)
+    save_memory(str(path), snap)
+    conn = sqlite3.connect(str(path))
+    try:
+        conn.execute("DROP TABLE free_space")
+        conn.execute("UPDATE schema SET version = 2")
+        conn.commit()
+    finally:
+        conn.close()
+    loaded = load_memory(str(path))
+    assert loaded.free_space is None
+    snap.free_space = None
+    assert_same(snap, loaded)
+    # a version-3 file must have the table
+    path3 = tmp_path / "v3.db"
+    save_memory(str(path3), make_snapshot(2))
+    conn = sqlite3.connect(str(path3))
+    try:
+        conn.execute("DROP TABLE free_space")
+        conn.commit()
+    finally:
+        conn.close()
+    with pytest.raises(InvalidInput, match=r"missing tables \['free_space'\]"):
+        load_memory(str(path3))
+
+
+def test_keyframes_are_stored_without_padding_in_their_own_table(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    kf = make_keyframes(5, seed=3)
+    save_memory(str(path), MemorySnapshot(free_space=kf))
+    conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        rows = conn.execute("SELECT * FROM free_space ORDER BY idx").fetchall()
+    finally:
+        conn.close()
+    assert [r[:4] for r in rows] == [
+        (i, float(kf.stamps[i]), int(kf.sizes[i, 0]), int(kf.sizes[i, 1])) for i in range(5)
+    ]
+    h, w = kf.sizes[1]
+    assert rows[1][6] == kf.depth[1, :h, :w].astype("<f2").tobytes()
+    assert rows[1][5] == kf.camera_T_map[1].astype("<f8").tobytes()
+    assert rows[1][4] == kf.K[1].astype("<f8").tobytes()
+    loaded = load_memory(str(path))
+    assert_same_keyframes(kf, loaded.free_space)
+    # an empty keyframe set saves no rows and loads as empty
+    save_memory(str(path), MemorySnapshot(free_space=FreeSpaceKeyframes()))
+    loaded = load_memory(str(path))
+    assert loaded.free_space is not None and len(loaded.free_space) == 0
+
+
+def spoil_row(path: Path, sql: str, *args: object) -> None:
+    conn = sqlite3.connect(str(path))
+    try:
+        conn.execute(sql, args)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+NAN9 = np.full(9, np.nan).tobytes()
+INF16 = np.where(np.eye(4) > 0, np.inf, 0.0).tobytes()
+
+
+@pytest.mark.parametrize(
+    "sql, args, reason",
+    [
+        ("UPDATE free_space SET depth = substr(depth, 3) WHERE idx = 2", (), "row 2 depth has"),
+        ("UPDATE free_space SET depth = substr(depth, 2) WHERE idx = 2", (), "row 2 depth blob"),
+        ("UPDATE free_space SET K = ? WHERE idx = 1", (b"\0" * 64,), "row 1 K has 8 values"),
+        ("UPDATE free_space SET K = ? WHERE idx = 4", (NAN9,), "row 4 K is not finite"),
+        ("UPDATE free_space SET camera_T_map = ? WHERE idx = 0", (INF16,), "row 0 camera_T_map"),
+        ("UPDATE free_space SET height = -4 WHERE idx = 3", (), "row 3 has size -4 x"),
+        ("UPDATE free_space SET width = 0 WHERE idx = 3", (), "row 3 has size 4 x 0"),
+        ("UPDATE free_space SET width = 'wide' WHERE idx = 3", (), "row 3 has size 4 x 'wide'"),
+        ("UPDATE free_space SET stamp = 'soon' WHERE idx = 5", (), "row 5 has stamp 'soon'"),
+        ("UPDATE free_space SET depth = NULL WHERE idx = 6", (), "row 6 depth blob"),
+        (
+            "UPDATE free_space SET K = ? WHERE idx = 2",
+            (np.diag([-5.0, 5.0, 1.0]).tobytes(),),
+            "free_space table: keyframe 2 of 7: K has fx or fy <= 0",
+        ),
+    ],
+)
+def test_load_refuses_corrupt_keyframe_rows(
+    tmp_path: Path, sql: str, args: tuple[object, ...], reason: str
+) -> None:
+    path = tmp_path / "memory.db"
+    save_memory(str(path), make_snapshot(3))
+    if "NULL" in sql:  # the column is NOT NULL: rebuild the table without the constraint
+        spoil_row(path, "ALTER TABLE free_space RENAME TO old")
+        spoil_row(path, "CREATE TABLE free_space AS SELECT * FROM old")
+    spoil_row(path, sql, *args)
+    with pytest.raises(InvalidInput, match="corrupt memory file: .*" + reason):
+        load_memory(str(path))
+
+
+def test_save_refuses_inconsistent_keyframes(tmp_path: Path) -> None:
+    path = str(tmp_path / "memory.db")
+    first = make_snapshot(4)
+    save_memory(path, first)
+    bad = make_snapshot(4)
+    assert bad.free_space is not None
+    bad.free_space.sizes[2] = (7, 8)  # taller than the depth array
+    with pytest.raises(InvalidInput, match="cannot save: free-space keyframe 2 of 7: size"):
+        save_memory(path, bad)
+    assert_same(first, load_memory(path))
+    assert sorted(os.listdir(tmp_path)) == ["memory.db"]
 
 
 def test_empty_snapshot_round_trip(tmp_path: Path) -> None:
