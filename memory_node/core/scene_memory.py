@@ -1270,7 +1270,10 @@ class SceneMemory:
     # ------------------------------------------------------------------ persistence
 
     def snapshot(self) -> MemorySnapshot:
-        """Everything :meth:`save` writes (objects are shared, not copied)."""
+        """Everything :meth:`save` writes (objects are shared, not copied; keyframes copied).
+
+        The free-space keyframes are included when ``free_space.enabled``.
+        """
         self._ensure_graph(force=True)
         return MemorySnapshot(
             objects=list(self._objects.values()),
@@ -1285,6 +1288,7 @@ class SceneMemory:
                 "last_stamp": self._last_stamp,
                 "frames_accepted": self._frames_accepted,
             },
+            free_space=self._free.keyframes() if self.config.free_space.enabled else None,
         )
 
     def save(self, path: str) -> None:
@@ -1299,7 +1303,9 @@ class SceneMemory:
         """Replace the memory by the one saved at ``path``.
 
         Ids continue after the loaded ones (never reused); re-observing the same scene
-        associates to the loaded objects. The stream clock (last accepted stamp) is kept.
+        associates to the loaded objects. The stream clock (last accepted stamp) is kept. The
+        saved free-space keyframes come back with their stamps (so an object put where the
+        saved memory had seen free space is APPEARED); files without them leave none.
 
         Raises:
             InvalidInput: the file is missing or corrupt; memory is unchanged.
@@ -1308,8 +1314,18 @@ class SceneMemory:
         self.restore(snap)
 
     def restore(self, snap: MemorySnapshot) -> None:
-        """Replace the memory by ``snap`` (see :meth:`load`)."""
+        """Replace the memory by ``snap`` (see :meth:`load`).
+
+        Free-space keyframes are restored when ``free_space.enabled`` (else dropped); a
+        snapshot without them leaves none.
+
+        Raises:
+            InvalidInput: the snapshot is inconsistent; memory is unchanged.
+        """
         cfg = self.config
+        free = FreeSpaceMap(cfg.free_space)
+        if cfg.free_space.enabled and snap.free_space is not None:
+            free.restore(snap.free_space)  # checks the keyframes before anything changes
         models: dict[str, ObjectModel] = {}
         next_index = int(snap.next_object_index)
         for model in models_from_objects(list(snap.objects), cfg.mapping):
@@ -1331,6 +1347,7 @@ class SceneMemory:
                 model.obj.feature = None
                 model.feature_weight = 0.0
         self._reset_state()
+        self._free = free
         for model in models.values():
             self._add_model(model)
         self._next_index = next_index
@@ -1340,7 +1357,12 @@ class SceneMemory:
         self._short_term.restore(snap.changes)
         if self._retriever is not None:
             self._retriever.invalidate()
-        log.info("restored %d objects (next id %s)", len(models), make_id(next_index))
+        log.info(
+            "restored %d objects (next id %s), %d free-space keyframes",
+            len(models),
+            make_id(next_index),
+            len(free),
+        )
 
     # ------------------------------------------------------------------ statistics
 

@@ -447,6 +447,68 @@ def test_save_load_round_trip_keeps_ids_and_reassociates(tmp_path: object) -> No
     assert sorted(fresh.objects) == before
 
 
+def test_a_loaded_memory_knows_the_floor_it_had_seen_empty(tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "memory.db")
+    clock = Clock()
+    floor = BoxWorld([])
+    a = SceneMemory(config())
+    feed(a, floor, clock, 3)
+    assert a.objects == {} and a.stats()["free_space_keyframes"] >= 1
+    a.save(path)
+
+    b = SceneMemory(config())
+    b.load(path)
+    assert b.stats()["free_space_keyframes"] == a.stats()["free_space_keyframes"]
+    saved, loaded = a.snapshot().free_space, b.snapshot().free_space
+    assert saved is not None and loaded is not None
+    assert np.array_equal(saved.depth, loaded.depth) and saved.depth.any()
+    assert np.array_equal(saved.stamps, loaded.stamps)  # stamps kept as they were
+    floor.boxes.append(mug())  # put on the floor B knows empty from A's keyframes
+    reports = feed(b, floor, clock, 2)
+    events = [(e.kind, e.label) for r in reports for e in r.events]
+    assert events == [(ChangeKind.APPEARED, "mug")]
+
+    # Without the keyframes the mug is merely seen for the first time.
+    c = SceneMemory(config())
+    c.load(path)
+    c.restore(dataclasses.replace(c.snapshot(), free_space=None))
+    assert c.stats()["free_space_keyframes"] == 0
+    assert [e for r in feed(c, floor, clock, 2) for e in r.events] == []
+
+
+def test_keyframes_follow_the_free_space_switch_and_bad_ones_change_nothing(
+    tmp_path: object,
+) -> None:
+    mem = SceneMemory(config())
+    clock = Clock()
+    feed(mem, BoxWorld([crate()]), clock, 3)
+    snap = mem.snapshot()
+    assert snap.free_space is not None and len(snap.free_space) == 1
+    assert SceneMemory(config(free_space__enabled=False)).snapshot().free_space is None
+    off = SceneMemory(config(free_space__enabled=False))
+    off.restore(snap)  # kept objects, dropped keyframes it would not use
+    assert len(off.objects) == 1 and off.stats()["free_space_keyframes"] == 0
+
+    path = os.path.join(str(tmp_path), "memory.db")
+    mem.save(path)
+    ids, kf = sorted(mem.objects), snap.free_space
+    bad = dataclasses.replace(snap, free_space=dataclasses.replace(kf, K=kf.K * -1.0))
+    with pytest.raises(InvalidInput, match="K has fx or fy <= 0"):
+        mem.restore(bad)
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE free_space SET camera_T_map = zeroblob(100)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(InvalidInput, match="free_space row 0 camera_T_map"):
+        mem.load(path)
+    assert sorted(mem.objects) == ids
+    after = mem.snapshot().free_space
+    assert after is not None and np.array_equal(after.depth, kf.depth)
+    assert np.array_equal(after.camera_T_map, kf.camera_T_map)
+
+
 def test_memory_is_bounded_for_a_static_scene() -> None:
     mem = SceneMemory(config(mapping__max_voxels_per_object=300))
     world = BoxWorld([crate(), mug()])
