@@ -244,8 +244,15 @@ class FreeSpaceKeyframes:
         R = T[:, :3, :3]
         err = np.abs(np.einsum("kji,kjl->kil", R, R) - np.eye(3)).max(axis=(1, 2))
         bad((err > 0.25) | (np.linalg.det(R) <= 0), "camera_T_map rotation is not orthonormal")
+        if n == 0:
+            return
+        suspect = np.arange(n)
+        if depth.dtype == np.float16:  # fast path: bit patterns above +inf are NaN or negative
+            suspect = np.flatnonzero(depth.view(np.uint16).reshape(n, -1).max(axis=1) > 0x7C00)
+        sub = depth[suspect]
         with np.errstate(invalid="ignore"):
-            bad((np.isnan(depth) | (depth < 0)).any(axis=(1, 2)), "depth has NaN or negatives")
+            spoilt = (np.isnan(sub) | (sub < 0)).any(axis=(1, 2))
+        bad(np.isin(np.arange(n), suspect[spoilt]), "depth has NaN or negatives")
 
 
 @dataclass

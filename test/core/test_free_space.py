@@ -185,6 +185,7 @@ def test_restoring_more_keyframes_than_the_ring_holds_keeps_the_newest() -> None
         (lambda kf: kf.camera_T_map.__setitem__((0, 0, 0), 3.0), "not orthonormal"),
         (lambda kf: kf.stamps.__setitem__(1, np.nan), "keyframe 1 of 3: stamp is not finite"),
         (lambda kf: kf.depth.__setitem__((0, 2, 2), -1.0), "keyframe 0 of 3: depth has NaN"),
+        (lambda kf: kf.depth.__setitem__((2, 1, 1), np.nan), "keyframe 2 of 3: depth has NaN"),
         (lambda kf: setattr(kf, "K", kf.K[:2]), r"K has shape \(2, 3, 3\), expected \(3, 3, 3\)"),
     ],
 )
