@@ -144,19 +144,8 @@ def attach_monitor(node: Any, monitor: Monitor) -> None:
         monitor.sim_time = max(monitor.sim_time, conv.time_to_sec(msg.clock))
 
     def on_change(msg: ObjectChange) -> None:
-        p = msg.old_position
-        q = msg.new_position
         with monitor.lock:
-            monitor.events.append(
-                MemEvent(
-                    kind=KINDS[msg.kind] if msg.kind < len(KINDS) else str(msg.kind),
-                    object_id=msg.object_id,
-                    label=msg.label,
-                    stamp=conv.time_to_sec(msg.stamp),
-                    old_position=np.array([p.x, p.y, p.z]),
-                    new_position=np.array([q.x, q.y, q.z]),
-                )
-            )
+            monitor.events.append(change_record(msg))
 
     # The last few messages of each stream, keyed by stamp; a snapshot is taken from the first
     # stamp at or after the next wanted time for which both the rgb and the instance image came.
@@ -184,6 +173,21 @@ def attach_monitor(node: Any, monitor: Monitor) -> None:
         node.create_subscription(
             Image, topic, lambda m, s=stream: on_image(s, m), qos_profile_sensor_data
         )
+
+
+def change_record(msg: Any) -> MemEvent:
+    """Return the evaluation record of an ObjectChange message (published or from get_changes)."""
+    from memory_node.ros.conversions import time_to_sec
+
+    p, q = msg.old_position, msg.new_position
+    return MemEvent(
+        kind=KINDS[msg.kind] if msg.kind < len(KINDS) else str(msg.kind),
+        object_id=msg.object_id,
+        label=msg.label,
+        stamp=time_to_sec(msg.stamp),
+        old_position=np.array([p.x, p.y, p.z]),
+        new_position=np.array([q.x, q.y, q.z]),
+    )
 
 
 def objects_of(response: Any) -> list[MemObject]:
@@ -644,7 +648,12 @@ def main(argv: list[str] | None = None) -> None:
         metrics = match_objects(gt_objects_at(gt, end), memory, min_frames_seen=10)
         with monitor.lock:
             events = list(monitor.events)
-        cm = change_metrics(gt["changes"], events, since_s=away_t)
+        # delays from each change's first view (frame truth); the consolidated log as a planner
+        # reads it after the episode (get_changes) beside the events as published
+        frames_truth = gt.get("frames")
+        cm = change_metrics(gt["changes"], events, since_s=away_t, frames=frames_truth)
+        logged = [change_record(c) for c in reversed(client.changes(max_results=100000).changes)]
+        cm_log = change_metrics(gt["changes"], logged, since_s=away_t, frames=frames_truth)
         saved = client.save(str((out / "memory.db").resolve()))
         title = (
             f"{plan.name}: {metrics.found}/{metrics.gt_considered} objects seen in 10+ frames "
@@ -655,11 +664,14 @@ def main(argv: list[str] | None = None) -> None:
         frame_files = save_frames(out, frames)
         print("\n================ summary ================")
         print(title)
-        for k, m in cm.items():
-            print(
-                f"  {k.lower():13s} truth {m.gt:3d}  reported {m.reported:3d}  "
-                f"precision {m.precision:.2f}  recall {m.recall:.2f}"
-            )
+        for title_cm, table in (("published", cm), ("change log", cm_log)):
+            print(f" changes, {title_cm}:")
+            for k, m in table.items():
+                print(
+                    f"  {k.lower():13s} truth {m.gt:3d}  reported {m.reported:3d}  "
+                    f"precision {m.precision:.2f}  recall {m.recall:.2f}  delay median / max "
+                    f"{m.median_delay_s:.1f} / {m.max_delay_s:.1f} s"
+                )
         summary.update(
             {
                 "episode": plan.name,
@@ -667,6 +679,7 @@ def main(argv: list[str] | None = None) -> None:
                 "answers": answers,
                 "objects": {k: v for k, v in asdict(metrics).items() if k != "matches"},
                 "changes": {k: asdict(v) for k, v in cm.items()},
+                "changes_log": {k: asdict(v) for k, v in cm_log.items()},
                 "policy_steps": policy,
                 "saved_memory": saved.message,
                 "picture": str(out / picture),
