@@ -122,6 +122,13 @@ class AssociationConfig:
         "... and the known object has not been seen for this long, seconds",
         min_value=0.0,
     )
+    ambiguous_wait_s: float = param(
+        60.0,
+        "a new object at a new place that looks like several known objects of its label, any "
+        "of which could have moved there, waits this long for their places to be seen (one "
+        "found gone makes it a MOVED) before it is APPEARED, seconds",
+        min_value=0.0,
+    )
     moved_min_feature_similarity: float = param(
         0.75,
         "clip features: least cosine between a detection and a re-identified object",

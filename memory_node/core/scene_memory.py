@@ -249,6 +249,7 @@ class SceneMemory:
         self._patches = PatchLayer(cfg.mapping.patch_size_m or 1.0)
         self._free = FreeSpaceMap(cfg.free_space)
         self._undecided: dict[str, float] = {}  # new objects awaiting APPEARED/MOVED -> deadline
+        self._ambiguous: dict[str, float] = {}  # new at a new place, which look-alike? -> deadline
         # boxes (min, max) that objects moved out of: known empty since, like an absent object's
         self._vacated: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=VACATED_PLACES)
         self._next_index = 0
@@ -539,14 +540,31 @@ class SceneMemory:
             ):
                 continue
             del self._undecided[oid]
-            twin = self._link_unique_look(model)
+            self._ambiguous[oid] = stamp + cfg.association.ambiguous_wait_s
+        # New objects at new places: a known look-alike moved here (MOVED), or APPEARED. While
+        # several look-alikes could have moved here, wait: seeing their places decides (one
+        # found gone is relocated here, which removes this id); past the wait, APPEARED.
+        for oid, deadline in list(self._ambiguous.items()):
+            model_or_none = self._models.get(oid)
+            if model_or_none is None or not model_or_none.obj.present:
+                del self._ambiguous[oid]
+                continue
+            twin, undecided = self._moved_here(model_or_none)
             if twin is not None:
+                del self._ambiguous[oid]
                 self._absorb(self._models[twin], oid, stamp, events)
                 changed.discard(oid)
                 changed.add(twin)
                 report.num_moved += 1
-                continue
-            events.append(_event(ChangeKind.APPEARED, model.obj, stamp, old_state=""))
+            elif not undecided or stamp > deadline:
+                del self._ambiguous[oid]
+                events.append(_event(ChangeKind.APPEARED, model_or_none.obj, stamp, old_state=""))
+            else:
+                log.debug(
+                    "%s (%s): several look-alikes could have moved here",
+                    oid,
+                    model_or_none.obj.label,
+                )
         self._prune_tentative(stamp)
 
         # --- features, index, patches --------------------------------------------------------
@@ -767,46 +785,53 @@ class SceneMemory:
                     return None
         return best[1]
 
-    def _link_unique_look(self, new: ObjectModel) -> str | None:
-        """Find the known object a just-confirmed new one is, by a unique look (or None).
+    def _moved_here(self, new: ObjectModel) -> tuple[str | None, bool]:
+        """Tell which known object a new one is, by its look: (that id or None, undecided).
 
-        The new object stands where free space was seen before (it is new *there*). When its
-        colours match one other object of its label at least
-        ``association.moved_unique_appearance_similarity``, no further object of the label
-        comes within ``association.moved_unique_margin`` of that, the match has not been seen
-        for ``association.moved_unseen_for_s`` and stands at least
-        ``association.moved_min_displacement_m`` away, that object moved here, even though its
-        old place has not been seen empty yet (it is then left with nothing to miss).
+        The new object stands where free space was seen before (it is new *there*). A known
+        object of its label *could have moved here* when it is confirmed, its colours match at
+        least ``association.moved_unique_appearance_similarity``, it has not been seen for
+        ``association.moved_unseen_for_s`` before the new one was first seen (nor since), and it
+        stands at least ``association.moved_min_displacement_m`` away, its box no nearer than
+        ``association.moved_min_box_gap_m``. When one such object matches and no further object
+        of the label comes within ``association.moved_unique_margin`` of its similarity, that
+        object moved here, even though its old place has not been seen empty yet (it is then
+        left with nothing to miss). When several could have, the answer is undecided (True):
+        the caller waits until their places are seen. When none could have: (None, False).
         """
         cfg = self.config.association
         if not cfg.use_appearance or new.obj.appearance is None:
-            return None
+            return None, False
         sims: dict[str, float] = {}
+        movable: list[str] = []
         for oid in self._by_label.get(new.obj.label, ()):
             other = self._models[oid]
             if oid == new.obj.id or not other.confirmed:
                 continue
             a_sim = appearance.similarity(new.obj.appearance, other.obj.appearance)
-            if a_sim is not None:
-                sims[oid] = a_sim
-        if not sims:
-            return None
+            if a_sim is None:
+                continue
+            sims[oid] = a_sim
+            cand = other.obj
+            if (
+                a_sim >= cfg.moved_unique_appearance_similarity
+                and cand.last_seen <= new.obj.first_seen - cfg.moved_unseen_for_s
+                and float(np.linalg.norm(cand.center - new.obj.center))
+                >= cfg.moved_min_displacement_m
+                # touching its box: a part seen alone (an opened door), not a move
+                and box_gap(cand, new.obj) >= cfg.moved_min_box_gap_m
+                and self._reid_similarity(new.obj.feature, cand.feature) is not None
+            ):
+                movable.append(oid)
+        if not movable:
+            return None, False
         best = max(sims, key=lambda o: sims[o])
-        top = sims[best]
-        if top < cfg.moved_unique_appearance_similarity:
-            return None
-        if any(s > top - cfg.moved_unique_margin for o, s in sims.items() if o != best):
-            return None
-        cand = self._models[best].obj
-        if cand.last_seen > new.obj.first_seen - cfg.moved_unseen_for_s:
-            return None
-        if float(np.linalg.norm(cand.center - new.obj.center)) < cfg.moved_min_displacement_m:
-            return None
-        if box_gap(cand, new.obj) < cfg.moved_min_box_gap_m:
-            return None  # touching its box: a part seen alone (an opened door), not a move
-        if self._reid_similarity(new.obj.feature, cand.feature) is None:
-            return None
-        return best
+        unique = not any(
+            s > sims[best] - cfg.moved_unique_margin for o, s in sims.items() if o != best
+        )
+        if unique and best in movable:
+            return best, False
+        return None, True
 
     def _new_here(self, points: np.ndarray, first_seen: float, exclude: str = "") -> bool:
         """Tell whether an object first seen at ``first_seen`` stands where it was not before.

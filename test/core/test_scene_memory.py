@@ -680,3 +680,36 @@ def test_an_object_detected_once_goes_away_without_an_event() -> None:
     reports = feed(mem, world, clock, 4)
     assert not mem.objects[m.id].present  # kept as last seen, marked absent ...
     assert [e for r in reports for e in r.events] == []  # ... but no DISAPPEARED
+
+
+def two_alike_mugs_one_moved_right(mem: SceneMemory) -> tuple[BoxWorld, Clock, str]:
+    """Show two identical mugs on the left, the right empty; then move one to the right."""
+    world = BoxWorld([mug(center=(2.5, 2.5, 0.1), iid=2), mug(center=(2.5, 1.9, 0.1), iid=3)])
+    clock = Clock()
+    feed(mem, world, clock, 3, target=LEFT)
+    feed(mem, world, clock, 2, target=RIGHT)
+    a = max(by_label(mem, "mug"), key=lambda o: o.center[1])
+    mem.drain_events()
+    world.boxes[0] = mug(center=(2.5, -2.5, 0.1), iid=2)
+    clock(10.0)
+    return world, clock, a.id
+
+
+def test_a_new_object_like_several_known_ones_waits_until_their_places_are_seen() -> None:
+    mem = SceneMemory(config())
+    world, clock, moved_id = two_alike_mugs_one_moved_right(mem)
+    reports = feed(mem, world, clock, 3, target=RIGHT)
+    assert [e for r in reports for e in r.events] == []  # which mug? neither event yet
+    reports = feed(mem, world, clock, 4, target=LEFT)  # one mug is there, one place is empty
+    events = [(e.kind, e.object_id) for r in reports for e in r.events]
+    assert events == [(ChangeKind.MOVED, moved_id)]
+    assert len(by_label(mem, "mug")) == 2 and mem.objects[moved_id].center[1] < 0
+
+
+def test_an_undecided_new_object_appears_when_the_wait_is_over() -> None:
+    mem = SceneMemory(config(association__ambiguous_wait_s=1.0))
+    world, clock, _ = two_alike_mugs_one_moved_right(mem)
+    reports = feed(mem, world, clock, 14, target=RIGHT)  # the left is never looked at again
+    kinds = [[e.kind for e in r.events] for r in reports]
+    assert [k for ks in kinds for k in ks] == [ChangeKind.APPEARED]
+    assert kinds[-1] == [] and not any(kinds[:10])  # after the wait (1 s), not at once
