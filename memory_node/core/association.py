@@ -87,7 +87,13 @@ class AssociationConfig:
     change_window_s: float = param(
         1.0,
         "... a new object whose label is still uncertain may wait this long for its event, "
-        "seconds (then it is kept without one)",
+        "from its second detection, seconds (then it is kept without one)",
+        min_value=0.0,
+    )
+    second_detection_wait_s: float = param(
+        30.0,
+        "a new object confirmed on one detection (and the depth) may wait this long from its "
+        "first sighting for the second detection that its event needs, seconds",
         min_value=0.0,
     )
     moved_min_box_gap_m: float = param(

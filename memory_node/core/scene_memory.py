@@ -248,7 +248,8 @@ class SceneMemory:
         self._index = GridIndex(cfg.mapping.index_cell_m)
         self._patches = PatchLayer(cfg.mapping.patch_size_m or 1.0)
         self._free = FreeSpaceMap(cfg.free_space)
-        self._undecided: dict[str, float] = {}  # new objects awaiting APPEARED/MOVED -> deadline
+        # new objects awaiting APPEARED/MOVED -> deadline (None: awaiting a second detection)
+        self._undecided: dict[str, float | None] = {}
         self._ambiguous: dict[str, float] = {}  # new at a new place, which look-alike? -> deadline
         # boxes (min, max) that objects moved out of: known empty since, like an absent object's
         self._vacated: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=VACATED_PLACES)
@@ -509,21 +510,30 @@ class SceneMemory:
                 self._objects[oid] = model.obj
                 self._tentative.discard(oid)
                 report.num_confirmed += 1
-                self._undecided[oid] = model.obj.first_seen + cfg.association.change_window_s
+                self._undecided[oid] = None
         # A new object standing where free space was seen (or where an object since found gone
         # stood): APPEARED, or a known one moved here, or a part of a known one. Decided once
         # its label is certain enough and its place known to be new, within the window; else
-        # it was merely seen for the first time and makes no event.
+        # it was merely seen for the first time and makes no event. The window opens with the
+        # second detection: a glimpse from afar may come well before a proper view.
         for oid, deadline in list(self._undecided.items()):
             model_or_none = self._models.get(oid)
-            if model_or_none is None or stamp > deadline:
+            if model_or_none is None:
                 del self._undecided[oid]
-                continue
-            if oid not in changed or not model_or_none.obj.present:
                 continue
             model = model_or_none
             if model.obj.observations < cfg.mapping.min_observations_to_confirm:
-                continue  # confirmed with depth support: one detection (one label) is too little
+                # confirmed with depth support: one detection (one label) is too little
+                if stamp > model.obj.first_seen + cfg.association.second_detection_wait_s:
+                    del self._undecided[oid]
+                continue
+            if deadline is None:
+                deadline = self._undecided[oid] = stamp + cfg.association.change_window_s
+            if stamp > deadline:
+                del self._undecided[oid]
+                continue
+            if oid not in changed or not model.obj.present:
+                continue
             if model.obj.label_confidence < cfg.association.change_min_label_confidence:
                 log.debug("%s: label %s still uncertain", oid, model.obj.label)
                 continue

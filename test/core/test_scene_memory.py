@@ -713,3 +713,20 @@ def test_an_undecided_new_object_appears_when_the_wait_is_over() -> None:
     kinds = [[e.kind for e in r.events] for r in reports]
     assert [k for ks in kinds for k in ks] == [ChangeKind.APPEARED]
     assert kinds[-1] == [] and not any(kinds[:10])  # after the wait (1 s), not at once
+
+
+def test_an_object_glimpsed_once_appears_when_it_is_detected_again_later() -> None:
+    mem = SceneMemory(config())
+    world = BoxWorld([crate()])
+    clock = Clock()
+    feed(mem, world, clock, 2)
+    world.boxes.append(mug())
+    mem.ingest(view(world, clock()))  # one detection, say from afar
+    missed = view(world, clock())
+    assert missed.instance is not None
+    missed.instance[missed.instance == 2] = 0
+    assert mem.ingest(missed).num_confirmed == 1  # confirmed by the depth, no event yet
+    away = feed(mem, world, clock, 20, target=np.array([-2.0, 0.0, 0.2]))  # 2 s elsewhere
+    assert [e for r in away for e in r.events] == []
+    r = mem.ingest(view(world, clock()))  # the second detection, long after the first
+    assert [(e.kind, e.label) for e in r.events] == [(ChangeKind.APPEARED, "mug")]
