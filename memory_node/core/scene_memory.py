@@ -93,6 +93,8 @@ from memory_node.core.zones import ZoneConfig, compute_zones
 log = logging.getLogger(__name__)
 
 VACATED_PLACES = 256  # places that objects moved out of, kept to tell new arrivals there
+PART_INSIDE = 0.8  # a new object this much inside a present one of its label ...
+PART_MAX_VOLUME = 0.3  # ... whose box is at most this share of that one's is a piece of it
 
 
 def _event(
@@ -132,6 +134,17 @@ def label_owners(
         code = codes.setdefault(d.label, len(codes))
         grid.flat[fp.flat_index[d.point_index]] = code
     return grid, codes
+
+
+def similar_size(a: SceneObject, b: SceneObject, factor: float = 3.0) -> bool:
+    """Tell whether two objects' largest box extents are within ``factor`` of each other.
+
+    A moved object keeps its size; a view of part of it may be smaller, but a lego brick under
+    a flipped label is no kitchen cabinet.
+    """
+    ea = float(np.max(a.box_max - a.box_min, initial=0.0))
+    eb = float(np.max(b.box_max - b.box_min, initial=0.0))
+    return max(ea, eb) <= factor * max(min(ea, eb), 0.01)
 
 
 def box_gap(a: SceneObject, b: SceneObject) -> float:
@@ -537,7 +550,7 @@ class SceneMemory:
             if model.obj.label_confidence < cfg.association.change_min_label_confidence:
                 log.debug("%s: label %s still uncertain", oid, model.obj.label)
                 continue
-            parent = self._articulated_parent(model)
+            parent = self._parent_of_part(model)
             if parent is not None:
                 log.debug("%s is a part of %s (state %s)", oid, parent.obj.id, model.obj.state)
                 del self._undecided[oid]
@@ -830,6 +843,7 @@ class SceneMemory:
                 >= cfg.moved_min_displacement_m
                 # touching its box: a part seen alone (an opened door), not a move
                 and box_gap(cand, new.obj) >= cfg.moved_min_box_gap_m
+                and similar_size(cand, new.obj)
                 and self._reid_similarity(new.obj.feature, cand.feature) is not None
             ):
                 movable.append(oid)
@@ -1181,13 +1195,19 @@ class SceneMemory:
         if self._retriever is not None:
             self._retriever.invalidate([keep_id])
 
-    def _articulated_parent(self, new: ObjectModel) -> ObjectModel | None:
-        """Return the known object a new one is a part of (an opened door seen alone), or None.
+    def _parent_of_part(self, new: ObjectModel) -> ObjectModel | None:
+        """Return the known object a new one is a part of, or None.
 
-        Such a part has its parent's label and a state (e.g. "open"), or the parent has one, and
-        its box comes within ``association.moved_min_box_gap_m`` of the parent's.
+        Either an opened door seen alone: the part has its parent's label and a state (e.g.
+        "open"), or the parent has one, and its box comes within
+        ``association.moved_min_box_gap_m`` of the parent's. Or a piece of a present object of
+        its label that association missed (a side of a sideboard first seen): its points lie
+        within that object's box (``PART_INSIDE`` of them) and its box is much smaller
+        (``PART_MAX_VOLUME``); an object of the same kind put next to another is neither.
         """
         gap = self.config.association.moved_min_box_gap_m
+        pts = new.obj.points[:: max(1, new.obj.points.shape[0] // 64)]
+        volume = float(np.prod(np.maximum(new.obj.box_max - new.obj.box_min, 0.01)))
         for oid in self._by_label.get(new.obj.label, ()):
             other = self._models[oid]
             if oid == new.obj.id or not other.confirmed:
@@ -1195,6 +1215,14 @@ class SceneMemory:
             if other.obj.first_seen >= new.obj.first_seen:
                 continue
             if (new.obj.state or other.obj.state) and box_gap(new.obj, other.obj) < gap:
+                return other
+            o = other.obj
+            if not o.present or pts.shape[0] == 0:
+                continue
+            if volume > PART_MAX_VOLUME * float(np.prod(np.maximum(o.box_max - o.box_min, 0.01))):
+                continue
+            inside = np.all((pts >= o.box_min - 0.05) & (pts <= o.box_max + 0.05), axis=1)
+            if np.count_nonzero(inside) >= PART_INSIDE * pts.shape[0]:
                 return other
         return None
 

@@ -730,3 +730,40 @@ def test_an_object_glimpsed_once_appears_when_it_is_detected_again_later() -> No
     assert [e for r in away for e in r.events] == []
     r = mem.ingest(view(world, clock()))  # the second detection, long after the first
     assert [(e.kind, e.label) for e in r.events] == [(ChangeKind.APPEARED, "mug")]
+
+
+def test_a_small_look_alike_is_not_a_big_object_moved() -> None:
+    mem = SceneMemory(config())
+    big = Box(np.array([2.5, 2.5, 0.3]), np.array([0.6, 0.6, 0.6]), "bin", 2, (40, 180, 40))
+    world = BoxWorld([big])
+    clock = Clock()
+    feed(mem, world, clock, 3, target=LEFT)
+    feed(mem, world, clock, 2, target=RIGHT)
+    (b,) = by_label(mem, "bin")
+    mem.drain_events()
+    # a small thing of the same colour, under the same label, where the floor was seen empty
+    world.boxes.append(Box(np.array([2.5, -2.5, 0.075]), np.array([0.15, 0.15, 0.15]), "bin", 3,
+                           (40, 180, 40)))  # fmt: skip
+    clock(10.0)
+    reports = feed(mem, world, clock, 3, target=RIGHT)
+    events = [(e.kind, e.object_id) for r in reports for e in r.events]
+    assert len(events) == 1 and events[0][0] == ChangeKind.APPEARED and events[0][1] != b.id
+    assert mem.objects[b.id].center[1] > 2.0  # the big bin stays where it was
+
+
+def test_a_piece_of_a_known_object_seen_alone_is_no_new_object() -> None:
+    mem = SceneMemory(config())
+    brown = (150, 100, 60)
+    seat = Box(np.array([2.5, 0.0, 0.2]), np.array([0.8, 1.2, 0.4]), "sofa", 1, brown)
+    back = Box(np.array([2.8, 0.0, 0.6]), np.array([0.2, 1.2, 0.8]), "sofa", 1, brown)
+    world = BoxWorld([seat, back])
+    clock = Clock()
+    feed(mem, world, clock, 4)  # the space over the seat is seen through, inside the sofa's box
+    (sofa,) = by_label(mem, "sofa")
+    mem.drain_events()
+    # a blue cushion on the seat, segmented alone under the sofa's label
+    world.boxes.append(Box(np.array([2.45, 0.0, 0.5]), np.array([0.3, 0.3, 0.2]), "sofa", 5,
+                           (40, 40, 200)))  # fmt: skip
+    reports = feed(mem, world, clock, 4)
+    assert [e for r in reports for e in r.events] == []  # each sighting joins the sofa
+    assert mem.objects[sofa.id].present and mem.objects[sofa.id].label == "sofa"
