@@ -168,6 +168,12 @@ def detection_geometry(det: Detection, config: AssociationConfig) -> DetectionGe
     )
 
 
+def inside_box(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float) -> np.ndarray:
+    """Return (N,) bool: each point lies in the box ``lo``-``hi`` grown by ``margin``."""
+    result: np.ndarray = np.all((points >= lo - margin) & (points <= hi + margin), axis=1)
+    return result
+
+
 def geometric_score(
     dg: DetectionGeometry, model: ObjectModel, config: AssociationConfig
 ) -> tuple[float, float]:
@@ -178,12 +184,10 @@ def geometric_score(
     inter = np.intersect1d(dg.coarse, ok, assume_unique=True).size
     overlap = inter / min(dg.coarse.size, ok.size)
     obj = model.obj
-    lo = obj.box_min - config.box_margin_m
-    hi = obj.box_max + config.box_margin_m
     c = dg.centers
     if c.shape[0] > 256:
         c = c[:: c.shape[0] // 256 + 1]
-    inside = float(np.mean(np.all((c >= lo) & (c <= hi), axis=1)))
+    inside = float(np.mean(inside_box(c, obj.box_min, obj.box_max, config.box_margin_m)))
     prox = 0.0
     if config.center_distance_m > 0:
         d = float(np.linalg.norm(dg.center - obj.center))

@@ -37,6 +37,7 @@ from memory_node.core.association import (
     assign,
     detection_geometry,
     feature_similarity,
+    inside_box,
     labels_agree,
     pair_score,
 )
@@ -145,6 +146,11 @@ def similar_size(a: SceneObject, b: SceneObject, factor: float = 3.0) -> bool:
     ea = float(np.max(a.box_max - a.box_min, initial=0.0))
     eb = float(np.max(b.box_max - b.box_min, initial=0.0))
     return max(ea, eb) <= factor * max(min(ea, eb), 0.01)
+
+
+def sample_points(points: np.ndarray, n: int = 64) -> np.ndarray:
+    """Return about ``n`` evenly spaced rows of ``points`` (all of them when fewer)."""
+    return points[:: max(1, points.shape[0] // n)]
 
 
 def box_gap(a: SceneObject, b: SceneObject) -> float:
@@ -411,10 +417,11 @@ class SceneMemory:
 
         # --- visibility evidence for unmatched objects in the frustum -----------------------
         camera_T_map = invert_transform(map_T_camera)
-        owners, codes = label_owners(fp, detections)
-        evidence = self._visibility(
-            depth, K, map_T_camera, camera_T_map, matched_ids, (owners, fp.stride, codes)
-        )
+        owners = None
+        if cfg.visibility.use_masks:  # the grid serves only claimed voxels
+            grid, codes = label_owners(fp, detections)
+            owners = (grid, fp.stride, codes)
+        evidence = self._visibility(depth, K, map_T_camera, camera_T_map, matched_ids, owners)
 
         # --- re-identification of moved objects, new objects --------------------------------
         unmatched = [i for i in range(len(detections)) if i not in matches]
@@ -682,12 +689,13 @@ class SceneMemory:
         map_T_camera: np.ndarray,
         camera_T_map: np.ndarray,
         matched: set[str],
-        owners: tuple[np.ndarray, int, dict[str, int]] | None = None,
+        owners: tuple[np.ndarray, int, dict[str, int]] | None,
     ) -> dict[str, Evidence]:
         """Evidence for the present, unmatched objects whose box meets the view frustum.
 
         ``owners``: the frame's label owner grid, its stride and label codes
-        (:func:`label_owners`), for voxels claimed by other labels' detections.
+        (:func:`label_owners`), for voxels claimed by other labels' detections; None when
+        masks are not used.
         """
         cfg = self.config
         if not self._models:
@@ -697,6 +705,7 @@ class SceneMemory:
             ids = self._index.query(lo, hi)
         else:
             ids = set(self._models)
+        grid, stride, codes = owners if owners is not None else (None, 1, {})
         out: dict[str, Evidence] = {}
         for oid in ids:
             if oid in matched:
@@ -704,10 +713,6 @@ class SceneMemory:
             model = self._models.get(oid)
             if model is None or model.obj.points.shape[0] == 0:
                 continue
-            if owners is None:
-                out[oid] = check_points(model.obj.points, depth, K, camera_T_map, cfg.visibility)
-                continue
-            grid, stride, codes = owners
             out[oid] = check_points(
                 model.obj.points,
                 depth,
@@ -866,10 +871,11 @@ class SceneMemory:
         Without it: at least half of them lie in patches observed
         ``association.moved_place_seen_before_s`` before.
         """
-        pts = points[:: max(1, points.shape[0] // 64)]
+        pts = sample_points(points)
         if pts.shape[0] == 0:
             return False
         fs = self.config.free_space
+        margin = self.config.association.box_margin_m
         if fs.enabled:
             free = self._free.seen_free(pts, first_seen - fs.appeared_min_age_s)
             # the place of an object since found gone, or moved away, counts as free space too
@@ -881,9 +887,9 @@ class SceneMemory:
                     continue
                 boxes.append((gone.obj.box_min, gone.obj.box_max))
             for box_lo, box_hi in boxes:
-                if np.any(box_lo > hi + 0.05) or np.any(box_hi < lo - 0.05):
+                if np.any(box_lo > hi + margin) or np.any(box_hi < lo - margin):
                     continue
-                free |= np.all((pts >= box_lo - 0.05) & (pts <= box_hi + 0.05), axis=1)
+                free |= inside_box(pts, box_lo, box_hi, margin)
             return float(np.count_nonzero(free)) / pts.shape[0] >= fs.appeared_min_free_fraction
         before = first_seen - self.config.association.moved_place_seen_before_s
         return self._patches.observed_before(pts, before) >= 0.5
@@ -1181,7 +1187,6 @@ class SceneMemory:
         keep.obj.appearance = look
         drop_id, keep_id = drop.obj.id, keep.obj.id
         self._remove_model(drop_id)
-        self._undecided.pop(drop_id, None)
         if cfg.mapping.patch_size_m > 0:
             self._patches.rename_object(drop_id, keep_id)
         if keep.obj.label != old_label:
@@ -1206,7 +1211,8 @@ class SceneMemory:
         (``PART_MAX_VOLUME``); an object of the same kind put next to another is neither.
         """
         gap = self.config.association.moved_min_box_gap_m
-        pts = new.obj.points[:: max(1, new.obj.points.shape[0] // 64)]
+        pts = sample_points(new.obj.points)
+        margin = self.config.association.box_margin_m
         volume = float(np.prod(np.maximum(new.obj.box_max - new.obj.box_min, 0.01)))
         for oid in self._by_label.get(new.obj.label, ()):
             other = self._models[oid]
@@ -1221,7 +1227,7 @@ class SceneMemory:
                 continue
             if volume > PART_MAX_VOLUME * float(np.prod(np.maximum(o.box_max - o.box_min, 0.01))):
                 continue
-            inside = np.all((pts >= o.box_min - 0.05) & (pts <= o.box_max + 0.05), axis=1)
+            inside = inside_box(pts, o.box_min, o.box_max, margin)
             if np.count_nonzero(inside) >= PART_INSIDE * pts.shape[0]:
                 return other
         return None
