@@ -193,19 +193,24 @@ def test_file_is_wal_with_schema_version(tmp_path: Path) -> None:
         conn.close()
 
 
+def run_sql(path: Path, sql: str, *args: object) -> None:
+    """Run one statement on a memory file (to make an older or a corrupt one)."""
+    conn = sqlite3.connect(str(path))
+    try:
+        conn.execute(sql, args)
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def test_version_1_files_still_load(tmp_path: Path) -> None:
     """A file written before the appearance column existed loads, without appearances."""
     path = tmp_path / "v1.db"
     snap = make_snapshot(6)
     save_memory(str(path), snap)
-    conn = sqlite3.connect(str(path))
-    try:
-        conn.execute("ALTER TABLE objects DROP COLUMN appearance")
-        conn.execute("DROP TABLE free_space")
-        conn.execute("UPDATE schema SET version = 1")
-        conn.commit()
-    finally:
-        conn.close()
+    run_sql(path, "ALTER TABLE objects DROP COLUMN appearance")
+    run_sql(path, "DROP TABLE free_space")
+    run_sql(path, "UPDATE schema SET version = 1")
     loaded = load_memory(str(path))
     assert [o.appearance for o in loaded.objects] == [None] * 6
     assert loaded.free_space is None
@@ -219,13 +224,8 @@ def test_version_2_files_still_load_without_keyframes(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     snap = make_snapshot(6)
     save_memory(str(path), snap)
-    conn = sqlite3.connect(str(path))
-    try:
-        conn.execute("DROP TABLE free_space")
-        conn.execute("UPDATE schema SET version = 2")
-        conn.commit()
-    finally:
-        conn.close()
+    run_sql(path, "DROP TABLE free_space")
+    run_sql(path, "UPDATE schema SET version = 2")
     loaded = load_memory(str(path))
     assert loaded.free_space is None
     snap.free_space = None
@@ -233,12 +233,7 @@ def test_version_2_files_still_load_without_keyframes(tmp_path: Path) -> None:
     # a version-3 file must have the table
     path3 = tmp_path / "v3.db"
     save_memory(str(path3), make_snapshot(2))
-    conn = sqlite3.connect(str(path3))
-    try:
-        conn.execute("DROP TABLE free_space")
-        conn.commit()
-    finally:
-        conn.close()
+    run_sql(path3, "DROP TABLE free_space")
     with pytest.raises(InvalidInput, match=r"missing tables \['free_space'\]"):
         load_memory(str(path3))
 
@@ -265,15 +260,6 @@ def test_keyframes_are_stored_without_padding_in_their_own_table(tmp_path: Path)
     save_memory(str(path), MemorySnapshot(free_space=FreeSpaceKeyframes()))
     loaded = load_memory(str(path))
     assert loaded.free_space is not None and len(loaded.free_space) == 0
-
-
-def spoil_row(path: Path, sql: str, *args: object) -> None:
-    conn = sqlite3.connect(str(path))
-    try:
-        conn.execute(sql, args)
-        conn.commit()
-    finally:
-        conn.close()
 
 
 NAN9 = np.full(9, np.nan).tobytes()
@@ -306,9 +292,9 @@ def test_load_refuses_corrupt_keyframe_rows(
     path = tmp_path / "memory.db"
     save_memory(str(path), make_snapshot(3))
     if "NULL" in sql:  # the column is NOT NULL: rebuild the table without the constraint
-        spoil_row(path, "ALTER TABLE free_space RENAME TO old")
-        spoil_row(path, "CREATE TABLE free_space AS SELECT * FROM old")
-    spoil_row(path, sql, *args)
+        run_sql(path, "ALTER TABLE free_space RENAME TO old")
+        run_sql(path, "CREATE TABLE free_space AS SELECT * FROM old")
+    run_sql(path, sql, *args)
     with pytest.raises(InvalidInput, match="corrupt memory file: .*" + reason):
         load_memory(str(path))
 

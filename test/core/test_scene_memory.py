@@ -618,8 +618,8 @@ def test_a_gone_object_is_not_taken_for_one_that_looks_more_like_another() -> No
     assert not mem.objects[a.id].present
 
 
-def test_one_detection_plus_depth_support_makes_no_event_until_seen_again() -> None:
-    mem = SceneMemory(config())
+def mug_detected_once(mem: SceneMemory) -> tuple[BoxWorld, Clock, list[IngestReport]]:
+    """Put a mug by the crate: one detection, then a frame where only the depth shows it."""
     world = BoxWorld([crate()])
     clock = Clock()
     feed(mem, world, clock, 2)
@@ -628,7 +628,12 @@ def test_one_detection_plus_depth_support_makes_no_event_until_seen_again() -> N
     missed = view(world, clock())
     assert missed.instance is not None
     missed.instance[missed.instance == 2] = 0  # the segmenter misses it; the depth shows it
-    second = mem.ingest(missed)
+    return world, clock, [first, mem.ingest(missed)]
+
+
+def test_one_detection_plus_depth_support_makes_no_event_until_seen_again() -> None:
+    mem = SceneMemory(config())
+    world, clock, (first, second) = mug_detected_once(mem)
     assert second.num_confirmed == 1  # confirmed by the depth ...
     assert first.events == [] and second.events == []  # ... but one detection is no event
     third = mem.ingest(view(world, clock()))
@@ -666,15 +671,8 @@ def test_an_object_put_where_another_moved_out_of_appears() -> None:
 
 def test_an_object_detected_once_goes_away_without_an_event() -> None:
     mem = SceneMemory(config())
-    world = BoxWorld([crate()])
-    clock = Clock()
-    feed(mem, world, clock, 2)
-    world.boxes.append(mug())
-    mem.ingest(view(world, clock()))  # one detection (say, a mislabelled view of something)
-    missed = view(world, clock())
-    assert missed.instance is not None
-    missed.instance[missed.instance == 2] = 0
-    assert mem.ingest(missed).num_confirmed == 1  # confirmed by the depth alone
+    world, clock, (_, second) = mug_detected_once(mem)  # say, a mislabelled view of something
+    assert second.num_confirmed == 1  # confirmed by the depth alone
     (m,) = by_label(mem, "mug")
     world.boxes.pop()
     reports = feed(mem, world, clock, 4)
@@ -717,15 +715,8 @@ def test_an_undecided_new_object_appears_when_the_wait_is_over() -> None:
 
 def test_an_object_glimpsed_once_appears_when_it_is_detected_again_later() -> None:
     mem = SceneMemory(config())
-    world = BoxWorld([crate()])
-    clock = Clock()
-    feed(mem, world, clock, 2)
-    world.boxes.append(mug())
-    mem.ingest(view(world, clock()))  # one detection, say from afar
-    missed = view(world, clock())
-    assert missed.instance is not None
-    missed.instance[missed.instance == 2] = 0
-    assert mem.ingest(missed).num_confirmed == 1  # confirmed by the depth, no event yet
+    world, clock, (first, second) = mug_detected_once(mem)  # one detection, say from afar
+    assert second.num_confirmed == 1 and first.events == second.events == []
     away = feed(mem, world, clock, 20, target=np.array([-2.0, 0.0, 0.2]))  # 2 s elsewhere
     assert [e for r in away for e in r.events] == []
     r = mem.ingest(view(world, clock()))  # the second detection, long after the first
