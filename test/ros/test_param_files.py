@@ -1,4 +1,4 @@
-"""config/<node>.yaml lists every declared parameter with the code's default, and only those."""
+"""config/<node>.yaml and docs/parameters.md list every declared parameter with its default."""
 
 from pathlib import Path
 
@@ -34,8 +34,11 @@ def test_every_parameter_has_a_description():
             assert len(s.description) > 10, s.name
 
 
-def test_readme_lists_every_parameter_as_generated():
-    from memory_node.ros.param_files import readme_section
+def test_parameters_page_lists_every_parameter_as_generated():
+    from memory_node.ros.param_files import parameters_page
 
-    readme = (CONFIG.parent / "README.md").read_text()
-    assert readme_section() in readme, "run `make config` to regenerate the README tables"
+    page = (CONFIG.parent / "docs" / "parameters.md").read_text()
+    assert page == parameters_page(), "run `make config` to regenerate docs/parameters.md"
+    for specs in node_specs().values():
+        for s in specs:
+            assert f"| `{s.name}` |" in page, s.name
