@@ -18,6 +18,7 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/episodes", glob("sim/episodes/*.yaml")),
+        (f"share/{PACKAGE}/docs", ["docs/export-schema.json"]),
     ],
     install_requires=["setuptools"],
     zip_safe=False,
@@ -32,6 +33,7 @@ setup(
             "memory_bringup = memory_node.ros.bringup:main",
             "sim_publisher = memory_sim.ros_publisher:main",
             "memory_demo = memory_node.demo:main",
+            "memory_export = memory_node.tools.export:entry_point",
         ],
     },
 )

@@ -1,0 +1,1 @@
+"""Command-line tools for users: export, bag replay, viewers."""
