@@ -57,6 +57,19 @@ class DepthConfig:
         "metres (0 = every point counts fully)",
         min_value=0.0,
     )
+    world_extent_m: float = param(
+        10000.0,
+        "camera positions, object coordinates and loaded memories farther than this from the "
+        "map origin are refused, metres",
+        min_value=1.0,
+        max_value=1e9,
+    )
+    min_focal_px: float = param(
+        1.0,
+        "intrinsics with fx or fy below this many pixels are refused",
+        min_value=1e-6,
+        max_value=1e6,
+    )
     rotation_tolerance: float = param(
         1e-3,
         "largest accepted deviation of the pose rotation from orthonormal (max |R^T R - I|)",
@@ -91,8 +104,9 @@ class FramePoints:
 def validate_frame(frame: Frame, config: DepthConfig) -> None:
     """Raise :class:`InvalidInput` when ``frame`` cannot be ingested; the message says why.
 
-    Checks shapes and dtypes, intrinsics, pose (finite, orthonormal rotation, last row 0 0 0 1),
-    stamp finiteness, instance image shape, and that some depth reading lies in range.
+    Checks shapes and dtypes, intrinsics (fx, fy at least ``min_focal_px``), pose (finite,
+    within ``world_extent_m``, orthonormal rotation, last row 0 0 0 1), stamp finiteness,
+    instance image shape, and that some depth reading lies in range.
     """
     if not isinstance(frame.stamp, (int, float, np.number)) or not math.isfinite(frame.stamp):
         raise FrameRejected("stamp", f"stamp must be a finite number, got {frame.stamp!r}")
@@ -117,11 +131,23 @@ def validate_frame(frame: Frame, config: DepthConfig) -> None:
         raise FrameRejected(
             "intrinsics", f"K is not a pinhole intrinsic matrix (fx, fy > 0, last row 0 0 1): {K}"
         )
+    if min(K[0, 0], K[1, 1]) < config.min_focal_px or np.abs(K[:2, 2]).max() > 1e6:
+        raise FrameRejected(
+            "intrinsics",
+            f"focal lengths fx={K[0, 0]:.3g}, fy={K[1, 1]:.3g} below depth.min_focal_px = "
+            f"{config.min_focal_px} px, or a principal point beyond 1e6 px",
+        )
     T = np.asarray(frame.map_T_camera, dtype=np.float64)
     if T.shape != (4, 4) or not np.all(np.isfinite(T)):
         raise FrameRejected("pose", "map_T_camera must be a finite (4, 4) matrix")
     if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0]):
         raise FrameRejected("pose", "map_T_camera last row must be 0 0 0 1")
+    if float(np.abs(T[:3, 3]).max()) > config.world_extent_m:
+        raise FrameRejected(
+            "pose",
+            f"camera position {T[:3, 3]} is beyond depth.world_extent_m = "
+            f"{config.world_extent_m} m from the map origin",
+        )
     R = T[:3, :3]
     err = float(np.max(np.abs(R.T @ R - np.eye(3))))
     if err > config.rotation_tolerance or np.linalg.det(R) < 0:

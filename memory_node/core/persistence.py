@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from memory_node.core.safe_paths import open_regular, save_target
 from memory_node.core.types import (
     ChangeEvent,
     ChangeKind,
@@ -209,18 +210,16 @@ def _remove_quietly(path: str) -> None:
 def save_memory(path: str, snapshot: MemorySnapshot) -> None:
     """Write ``snapshot`` to the SQLite file ``path`` atomically (replacing any previous file).
 
+    The file written is always a regular file; a symbolic link is followed only to a regular
+    file (see :func:`safe_paths.save_target`).
+
     Raises:
-        InvalidInput: ``path`` is empty, a directory, in a missing directory, or the snapshot
-            holds arrays of the wrong shape or non-JSON meta. The previous file is untouched.
+        InvalidInput: ``path`` is empty, holds NUL, names a directory, device, FIFO or socket
+            (or a link to one), lies in a missing directory, or the snapshot holds arrays of the
+            wrong shape or non-JSON meta. The previous file is untouched.
     """
-    if not path:
-        raise InvalidInput("cannot save: empty path")
-    path = os.path.abspath(path)
+    path = save_target(path)
     directory = os.path.dirname(path)
-    if os.path.isdir(path):
-        raise InvalidInput(f"cannot save: {path} is a directory")
-    if not os.path.isdir(directory):
-        raise InvalidInput(f"cannot save: directory {directory} does not exist")
     try:
         meta_json = json.dumps(snapshot.meta, allow_nan=True)
     except (TypeError, ValueError) as exc:
@@ -498,21 +497,20 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
 def load_memory(path: str) -> MemorySnapshot:
     """Read a file written by :func:`save_memory`.
 
+    Never blocks on the path: FIFOs, devices and other non-regular files are refused before
+    they are opened (:func:`safe_paths.open_regular`).
+
     Raises:
-        InvalidInput: the path is missing, a directory, not an SQLite file, truncated or
+        InvalidInput: the path is missing, not a regular file, not an SQLite file, truncated or
             corrupt, or of another schema; the message says which.
     """
-    if not path:
-        raise InvalidInput("cannot load: empty path")
-    if not os.path.exists(path):
-        raise InvalidInput(f"cannot load: {path} does not exist")
-    if os.path.isdir(path):
-        raise InvalidInput(f"cannot load: {path} is a directory")
+    fd = open_regular(path)
     try:
-        with open(path, "rb") as f:
-            header = f.read(16)
+        header = os.read(fd, 16)
     except OSError as exc:
         raise InvalidInput(f"cannot load: {path} is not readable ({exc})") from exc
+    finally:
+        os.close(fd)
     if header != b"SQLite format 3\x00":
         raise InvalidInput(f"cannot load: {path} is not an SQLite file")
     try:

@@ -97,6 +97,13 @@ class PolicyBankConfig:
         "At capacity: 'merge' averages the most similar adjacent pair, 'fifo' drops the oldest.",
         choices=("merge", "fifo"),
     )
+    max_abs_token: float = param(
+        1e4,
+        "Largest magnitude of a token value accepted by a step; larger (even finite) values are "
+        "refused, since they would overflow the attention and poison the bank.",
+        min_value=1.0,
+        max_value=1e30,
+    )
     store_fused: bool = param(
         True, "Write the gated (memory-fused) tokens to the bank; false writes the raw tokens."
     )
@@ -753,6 +760,7 @@ class PolicyMemory:
                 timestep = a new episode: the bank is reset first (logged).
             perceptual: (num_tokens, dim) float array, finite.
             cognitive: (dim,) float array, finite.
+            (Every value of both within ``max_abs_token`` in magnitude.)
             write: store this step (and consolidate at capacity).
 
         Raises:
@@ -845,4 +853,12 @@ class PolicyMemory:
             raise InvalidInput("perceptual tokens contain NaN or inf (after casting to float32)")
         if not np.isfinite(c).all():
             raise InvalidInput("cognitive token contains NaN or inf (after casting to float32)")
+        limit = self.config.max_abs_token
+        for name, arr in (("perceptual", p), ("cognitive", c)):
+            peak = float(np.abs(arr).max())
+            if peak > limit:
+                raise InvalidInput(
+                    f"{name} tokens reach {peak:.3g} in magnitude, beyond max_abs_token = "
+                    f"{limit:g}"
+                )
         return p, c

@@ -2,7 +2,8 @@
 
 :class:`SceneMemory` ties the components together. Per accepted frame:
 
-1. validate (:func:`geometry.validate_frame`, stamp strictly after the last accepted one);
+1. validate (:func:`geometry.validate_frame`, stamp after the last accepted one, see
+   :mod:`stamp_guard`: a clock jump back resets the guard);
 2. back-project the strided depth into the map frame (:mod:`geometry`);
 3. segment into detections (:mod:`segmentation`: given masks or the geometric segmenter);
 4. associate detections to objects near them (spatial hash -> scores -> Hungarian,
@@ -76,6 +77,7 @@ from memory_node.core.retrieval import RetrievalConfig, Retriever
 from memory_node.core.segmentation import Detection, SegmentationConfig, segment_frame
 from memory_node.core.short_term import ShortTermConfig, ShortTermMemory
 from memory_node.core.spatial_index import GridIndex, PatchLayer
+from memory_node.core.stamp_guard import StampConfig, StampGuard
 from memory_node.core.types import (
     ChangeEvent,
     ChangeKind,
@@ -88,6 +90,7 @@ from memory_node.core.types import (
     ScoredObject,
     Zone,
 )
+from memory_node.core.validation import validate_snapshot
 from memory_node.core.visibility import Evidence, VisibilityConfig, check_points, frustum_box
 from memory_node.core.zones import ZoneConfig, compute_zones
 
@@ -177,6 +180,7 @@ class SceneMemoryConfig:
     zones: ZoneConfig = field(default_factory=ZoneConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     short_term: ShortTermConfig = field(default_factory=ShortTermConfig)
+    stamps: StampConfig = field(default_factory=StampConfig)
     max_render_objects: int = param(
         100000, "largest max_objects a render request may ask for", min_value=1
     )
@@ -249,7 +253,7 @@ class SceneMemory:
         self._pending_dropped = 0
         self._retriever: Retriever | None = None
         self._reset_state()
-        self._last_stamp: float | None = None
+        self._stamps = StampGuard(self.config.stamps)
         self._frames_accepted = 0
         self._dropped: dict[str, int] = {}
         self._ignored_ids = 0
@@ -372,14 +376,10 @@ class SceneMemory:
         except FrameRejected as exc:
             self._reject(exc, exc.reason)
         stamp = float(frame.stamp)
-        if self._last_stamp is not None and stamp <= self._last_stamp:
-            self._reject(
-                InvalidInput(
-                    f"stamp {stamp:.6f} is not after the last accepted frame's "
-                    f"{self._last_stamp:.6f} (out of order or duplicate)"
-                ),
-                "out_of_order",
-            )
+        try:
+            self._stamps.check(stamp)
+        except InvalidInput as exc:
+            self._reject(exc, "out_of_order")
         depth = np.asarray(frame.depth, dtype=np.float32)
         K = np.asarray(frame.K, dtype=np.float64)
         map_T_camera = np.asarray(frame.map_T_camera, dtype=np.float64)
@@ -394,7 +394,7 @@ class SceneMemory:
         )
         if ignored:
             log.debug("frame %.3f: %d instance ids missing from the labels", stamp, ignored)
-        self._last_stamp = stamp
+        self._stamps.accept(stamp)
         self._frames_accepted += 1
         self._ignored_ids += ignored
         events: list[ChangeEvent] = []
@@ -1354,7 +1354,7 @@ class SceneMemory:
                 "format": SNAPSHOT_FORMAT,
                 "voxel_size_m": self.config.mapping.voxel_size_m,
                 "features_mode": self.config.features.mode,
-                "last_stamp": self._last_stamp,
+                "last_stamp": self._stamps.last,
                 "frames_accepted": self._frames_accepted,
             },
             free_space=self._free.keyframes() if self.config.free_space.enabled else None,
@@ -1372,9 +1372,10 @@ class SceneMemory:
         """Replace the memory by the one saved at ``path``.
 
         Ids continue after the loaded ones (never reused); re-observing the same scene
-        associates to the loaded objects. The stream clock (last accepted stamp) is kept. The
-        saved free-space keyframes come back with their stamps (so an object put where the
-        saved memory had seen free space is APPEARED); files without them leave none.
+        associates to the loaded objects. The stamp guard is reset (a loaded memory starts a new
+        session, whose stamps may be earlier than the last frame's). The saved free-space
+        keyframes come back with their stamps (so an object put where the saved memory had seen
+        free space is APPEARED); files without them leave none.
 
         Raises:
             InvalidInput: the file is missing or corrupt; memory is unchanged.
@@ -1386,11 +1387,29 @@ class SceneMemory:
         """Replace the memory by ``snap`` (see :meth:`load`).
 
         Free-space keyframes are restored when ``free_space.enabled`` (else dropped); a
-        snapshot without them leaves none.
+        snapshot without them leaves none. The snapshot is checked whole first
+        (:func:`validation.validate_snapshot`); the new state is then built in fresh containers
+        and, should anything still fail, the previous ones are put back.
 
         Raises:
-            InvalidInput: the snapshot is inconsistent; memory is unchanged.
+            InvalidInput: the snapshot is invalid or inconsistent; memory is unchanged.
         """
+        # objects reach at most the sensor's range beyond the farthest allowed camera
+        validate_snapshot(snap, self.config.depth.world_extent_m + self.config.depth.max_depth_m)
+        previous = dict(vars(self))
+        try:
+            self._restore(snap)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(previous)
+            raise
+        self._stamps.reset()
+
+    def reset_stamps(self) -> None:
+        """Forget the last accepted stamp (the input streams restarted)."""
+        self._stamps.reset()
+
+    def _restore(self, snap: MemorySnapshot) -> None:
         cfg = self.config
         free = FreeSpaceMap(cfg.free_space)
         if cfg.free_space.enabled and snap.free_space is not None:
