@@ -20,7 +20,8 @@ say() { printf '[setup] %s\n' "$*"; }
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 # --- 1. apt packages --------------------------------------------------------------------------
-APT_PKGS=(libusb-1.0-0 libgomp1 cmake g++ make python3-venv python3-dev)
+# postgresql: the server of the fleet memory (tools/postgres.sh runs a private one, no service)
+APT_PKGS=(libusb-1.0-0 libgomp1 cmake g++ make python3-venv python3-dev postgresql)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
