@@ -25,8 +25,9 @@ BENCHES = {
     "policy_service": ["bench.bench_policy_service", "--tokens", "256", "--dim", "512"],
     "icl_segmentation": ["bench.icl_segmentation"],
     "accuracy": ["bench.bench_accuracy", "--episode", "tour_changes_tour"],
+    "changes": ["bench.bench_changes"],  # held-out seeds 100-139
 }
-QUICK = {"ingest": ["--quick"]}
+QUICK = {"ingest": ["--quick"], "changes": ["--quick"]}
 
 
 def main() -> None:

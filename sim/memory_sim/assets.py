@@ -140,16 +140,16 @@ def _blend(
 
 
 def object_from_asset(
-    key: str, name: str, pose: Pose, room: str = "", label: str = ""
+    key: str, name: str, pose: Pose, room: str = "", label: str = "", tint_key: str = ""
 ) -> ObjectSpec:
     """Make a movable ObjectSpec of catalogue entry ``key`` at ``pose`` (map frame).
 
-    Every instance gets a tint of its own (:func:`instance_tint`): mesh assets are tinted
-    (the tint multiplies their texture), primitive recipes have their part colours blended
-    halfway towards it.
+    Every instance gets a tint of its own (:func:`instance_tint` of ``name``): mesh assets are
+    tinted (the tint multiplies their texture), primitive recipes have their part colours blended
+    halfway towards it. Instances given one ``tint_key`` share its tint: identical look-alikes.
     """
     entry = asset(key)
-    tint = instance_tint(name)
+    tint = instance_tint(tint_key or name)
     parts = tuple(
         part if part.rgba is None else dataclasses.replace(part, rgba=_blend(part.rgba, tint))
         for part in entry.parts

@@ -21,6 +21,7 @@ Episode file (YAML)::
       - {spin: {turns: 0.5}}
       - {turn: {yaw_deg: 90}}
       - {waypoints: {points: [[x, y], [x, y, yaw_deg]]}}
+      - {viewpoints: {points: [[x, y, yaw_deg, hold_s]]}}  # jump between places, hold each
       - {coverage: {}, repeat: 3}      # any segment may repeat
     events:                            # applied before the first frame at or after their time
       - {at_s: 2.0, after: away, move: {object: kitchen/mug_0, onto: dining_room/table_0,
@@ -74,7 +75,7 @@ from memory_sim.trajectory import Trajectory, TrajectoryBuilder, TrajectoryError
 LOG = logging.getLogger(__name__)
 
 EVENT_KINDS = ("move", "remove", "add", "set_state")
-SEGMENT_KINDS = ("coverage", "goto", "hold", "spin", "turn", "waypoints")
+SEGMENT_KINDS = ("coverage", "goto", "hold", "spin", "turn", "waypoints", "viewpoints")
 
 
 class EpisodeError(ValueError):
@@ -453,13 +454,16 @@ def _parse_segment(ctx: _Ctx, value: Any, line: int) -> Segment:
         a = ctx.mapping(raw, line_k, what, ("points",))
         pts = a.get("points")
         if not isinstance(pts, _Seq) or not pts:
-            raise ctx.error(a.line, "waypoints.points must be a non-empty list")
+            raise ctx.error(a.line, f"{kind}.points must be a non-empty list")
         points = []
+        sizes = (2, 3) if kind == "waypoints" else (4,)
         for p, pline in zip(pts, pts.item_lines, strict=True):
             holder = _empty_map(pline)
             holder["p"] = p
             holder.key_lines["p"] = pline
-            points.append(ctx.vector(holder, "p", "waypoints.points", (2, 3)))
+            points.append(ctx.vector(holder, "p", f"{kind}.points", sizes))
+            if kind == "viewpoints" and points[-1][3] <= 0:
+                raise ctx.error(pline, "viewpoints.points: hold_s must be positive")
         args["points"] = points
     return Segment(kind, args, name, repeat, m.line)
 
@@ -573,6 +577,9 @@ def _apply_segment(builder: TrajectoryBuilder, seg: Segment) -> None:
         builder.spin(a["turns"])
     elif seg.kind == "turn":
         builder.turn_to(math.radians(a["yaw_deg"]))
+    elif seg.kind == "viewpoints":
+        for x, y, yaw_deg, hold_s in a["points"]:
+            builder.viewpoint(x, y, math.radians(yaw_deg), hold_s)
     else:
         for p in a["points"]:
             builder.move_to(p[0], p[1])
@@ -709,6 +716,15 @@ class EpisodeRunner:
         t = (self.sim.frame_index + 1) * self.sim.dt
         self.apply_events_until(t)
         return self.sim.step(self.trajectory.pose_at(t))
+
+    def skip(self) -> None:
+        """Let the next frame pass unrendered (a frame the camera dropped); due events apply."""
+        if self.sim.frame_index >= self.frame_count:
+            raise EpisodeError(
+                f"{self.episode.path}: episode finished ({self.frame_count} frames)"
+            )
+        self.apply_events_until((self.sim.frame_index + 1) * self.sim.dt)
+        self.sim.skip_frame()
 
     def apply_events_until(self, t: float) -> int:
         """Apply every pending event scheduled at or before ``t`` seconds; return how many.

@@ -226,6 +226,11 @@ class Simulator:
         self.frame_index += 1
         return result
 
+    def skip_frame(self) -> None:
+        """Advance the clock by dt without rendering (nothing enters the frame truth)."""
+        self.time = (self.frame_index + 1) * self.dt
+        self.frame_index += 1
+
     def observe(self, map_T_camera: np.ndarray, stamp: float) -> SimStep:
         """Render a frame from ``map_T_camera`` stamped ``stamp`` without moving the clock."""
         try:

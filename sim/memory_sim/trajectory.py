@@ -22,6 +22,8 @@ import numpy as np
 from memory_sim.camera import look_pose
 from memory_sim.scene import SceneSpec
 
+JUMP_S = 1e-3  # time a viewpoint jump takes (the camera is between places only that long)
+
 
 class TrajectoryError(ValueError):
     """A trajectory that cannot be built (unknown room, unreachable room, no rooms)."""
@@ -153,6 +155,24 @@ class TrajectoryBuilder:
     def hold(self, duration: float) -> None:
         """Stay still for ``duration`` seconds."""
         self._push(duration)
+
+    def viewpoint(self, x: float, y: float, yaw: float, duration: float) -> None:
+        """Jump to (x, y) facing ``yaw`` (radians) and stay there; ``duration`` s in all.
+
+        The jump takes :data:`JUMP_S` of the duration (an inspection camera carried or teleported
+        between places, not driven): with durations that are whole frame periods, every frame
+        lands on a viewpoint, never between two.
+        """
+        if not all(math.isfinite(v) for v in (x, y, yaw, duration)) or duration <= JUMP_S:
+            raise TrajectoryError(
+                f"viewpoint needs a finite pose and a duration over {JUMP_S} s, got "
+                f"({x}, {y}, {yaw}) for {duration} s"
+            )
+        cur = self.now.yaw
+        self._push(
+            JUMP_S, x=x, y=y, yaw=cur + math.atan2(math.sin(yaw - cur), math.cos(yaw - cur))
+        )
+        self._push(duration - JUMP_S)
 
     def room_path(self, start: str, goal: str) -> list[str]:
         """Return the room sequence from ``start`` to ``goal`` through portals (BFS)."""

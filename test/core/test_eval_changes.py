@@ -1,0 +1,123 @@
+"""Tests of the pooled change-detection figures (memory_node.eval_changes), hand-built cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from memory_node.eval_changes import pair_changes, score_episode, summarize, wilson_interval
+from memory_node.evaluation import MemEvent, MemObject
+
+
+def _obj(iid: int, name: str, label: str, center: tuple[float, float, float]) -> dict:
+    c = np.asarray(center, float)
+    h = {
+        "stamp": 0.0,
+        "name": name,
+        "label": label,
+        "static": False,
+        "present": True,
+        "center": c.tolist(),
+        "box_min": (c - 0.05).tolist(),
+        "box_max": (c + 0.05).tolist(),
+    }
+    return {"instance_id": iid, "history": [h], "visibility": {"frames": 50}}  # fmt: skip
+
+
+def _change(kind: str, iid: int, name: str, label: str, stamp: float, old, new) -> dict:
+    return {"kind": kind, "stamp": stamp, "instance_id": iid, "name": name, "label": label,
+            "old_position": list(old), "new_position": list(new)}  # fmt: skip
+
+
+def _frames(n: int, seen: dict[str, int] | None = None, vacated: dict[str, float] | None = None):
+    return [{"stamp": 0.1 * (i + 1), "visible_in_range": seen or {},
+             "vacated_in_view": vacated or {}} for i in range(n)]  # fmt: skip
+
+
+def _ev(kind: str, oid: str, label: str, stamp: float, old=(0, 0, 0), new=(0, 0, 0)) -> MemEvent:
+    return MemEvent(kind, oid, label, stamp, np.asarray(old, float), np.asarray(new, float))
+
+
+def test_wilson_interval_known_values() -> None:
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = wilson_interval(10, 10)
+    assert lo == pytest.approx(0.7225, abs=1e-4) and hi == 1.0
+    lo, hi = wilson_interval(45, 50)
+    assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_pair_changes_one_to_one_by_label_time_and_place() -> None:
+    gt = [
+        _change("MOVED", 1, "a/mug_0", "mug", 5.0, (0, 0, 1), (2, 0, 1)),
+        _change("MOVED", 2, "a/mug_1", "mug", 5.0, (0, 1, 1), (2, 1, 1)),
+    ]
+    events = [
+        _ev("MOVED", "m1", "mug", 6.0, new=(2.05, 1.0, 1)),  # the second one
+        _ev("MOVED", "m2", "mug", 4.0, new=(2.0, 0.0, 1)),  # before the change: no match
+        _ev("MOVED", "m3", "bowl", 6.0, new=(2.0, 0.0, 1)),  # wrong label
+        _ev("MOVED", "m4", "mug", 7.0, new=(2.0, 0.1, 1)),  # the first one
+        _ev("DISAPPEARED", "m5", "mug", 7.0, old=(2.0, 0.0, 1)),  # other kind
+    ]
+    assert pair_changes("MOVED", gt, events) == [(0, 1), (3, 0)]
+    assert pair_changes("DISAPPEARED", gt, events) == []
+
+
+def _episode() -> tuple[dict, list[MemEvent]]:
+    objects = [
+        _obj(1, "a/mug_0", "mug", (0, 0, 1)),
+        _obj(2, "a/mug_1", "mug", (0, 1, 1)),
+        _obj(3, "a/book_0", "book", (3, 3, 1)),
+        _obj(4, "a/bowl_0", "bowl", (4, 0, 1)),
+    ]
+    objects[0]["history"].append({**objects[0]["history"][0], "stamp": 5.0,
+                                  "center": [2.0, 0.0, 1.0], "box_min": [1.95, -0.05, 0.95],
+                                  "box_max": [2.05, 0.05, 1.05]})  # fmt: skip
+    objects[3]["history"].append({**objects[3]["history"][0], "stamp": 5.0, "present": False})
+    changes = [
+        _change("MOVED", 1, "a/mug_0", "mug", 5.0, (0, 0, 1), (2, 0, 1)),
+        _change("DISAPPEARED", 4, "a/bowl_0", "bowl", 5.0, (4, 0, 1), (0, 0, 0)),
+    ]
+    frames = _frames(100, seen={"1": 500}, vacated={"1": 1.0, "4": 1.0})
+    gt = {"objects": objects, "changes": changes, "frames": frames}
+    events = [
+        _ev("DISAPPEARED", "o9", "book", 2.0, old=(3, 3, 1)),  # before any change: false
+        _ev("MOVED", "o2", "mug", 5.5, old=(0, 1, 1), new=(2, 0, 1)),  # the other mug: a swap
+        _ev("DISAPPEARED", "o4", "bowl", 6.0, old=(4, 0, 1)),
+        _ev("DISAPPEARED", "o5", "book", 7.0, old=(3, 3, 1)),  # false
+    ]
+    return gt, events
+
+
+def test_score_episode_counts_swaps_delays_and_false_events() -> None:
+    gt, events = _episode()
+    memory = [
+        MemObject("o1", "mug", np.array([2.0, 0.0, 1.0]), np.full(3, 0.1)),
+        MemObject("o2", "mug", np.array([0.0, 1.0, 1.0]), np.full(3, 0.1)),
+        MemObject("o3", "mug", np.array([0.02, 1.0, 1.0]), np.full(3, 0.1)),  # duplicate
+    ]
+    s = score_episode("ep", "smooth", False, gt, events, memory)
+    assert s.frames == 100 and s.pre_change_frames == 49
+    assert s.pre_change_events["DISAPPEARED"] == 1
+    moved, gone = s.kinds["MOVED"], s.kinds["DISAPPEARED"]
+    assert (moved.gt, moved.reported, moved.true_positives) == (1, 1, 1)
+    assert (gone.gt, gone.reported, gone.true_positives) == (1, 2, 1)
+    assert moved.delays_s == [pytest.approx(0.5)] and gone.delays_s == [pytest.approx(1.0)]
+    assert s.moves_matched == 1 and s.lookalike_moves_matched == 1
+    assert s.lookalike_swaps == 1 and len(s.swaps) == 1
+    assert (s.objects_considered, s.objects_found, s.duplicates) == (3, 2, 1)
+    assert s.objects_missed == ["ep: a/book_0"]
+
+    static = score_episode("st", "smooth", True, {**gt, "changes": []}, events[:1], memory)
+    summary = summarize([s, static])
+    assert summary["static"]["false_events"] == 1 and summary["static"]["frames"] == 100
+    assert summary["static"]["per_1000_frames"] == pytest.approx(10.0)
+    assert summary["pre_change"]["events"] == 1
+    assert summary["kinds"]["DISAPPEARED"]["precision"]["value"] == pytest.approx(0.5)
+    assert summary["identity_swaps"]["lookalike_moves"]["value"] == 1.0
+    assert summary["median_delay_s"] == pytest.approx(0.75)
