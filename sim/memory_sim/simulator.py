@@ -392,9 +392,13 @@ class Simulator:
         self._vacate(old)
         live.spec.pose = copy.deepcopy(pose)
         assert live.body is not None
-        self.client.resetBasePositionAndOrientation(
-            live.body, list(pose.position), list(pose.orientation_xyzw)
+        # pybullet places a body by its base's centre of mass: offset it by the inertial frame
+        # (a mesh asset such as the teddy has its centre of mass away from its link origin)
+        inertial = self.client.getDynamicsInfo(live.body, -1)
+        position, orientation = self.client.multiplyTransforms(
+            list(pose.position), list(pose.orientation_xyzw), inertial[3], inertial[4]
         )
+        self.client.resetBasePositionAndOrientation(live.body, position, orientation)
         new = self._refresh(live, self._stamp(stamp))
         return self._change(ChangeKind.MOVED, live, old, new, stamp)
 

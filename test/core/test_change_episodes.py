@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memory_sim.assets import object_from_asset
 from memory_sim.change_episodes import (
     HELD_OUT_SEEDS,
     MIN_MOVE_M,
@@ -19,7 +20,8 @@ from memory_sim.change_episodes import (
     style_of_seed,
 )
 from memory_sim.episode import EpisodeError, EpisodeRunner, load_episode, parse_episode
-from memory_sim.simulator import SimConfig
+from memory_sim.scene import Pose, SceneSpec
+from memory_sim.simulator import SimConfig, Simulator
 
 
 def _runner(seed: int, style: str | None = None) -> tuple[EpisodeRunner, object]:
@@ -163,3 +165,17 @@ def test_bad_viewpoints_name_the_line(points: str, message: str) -> None:
     with pytest.raises(EpisodeError, match=message) as err:
         parse_episode(text, "v.yaml")
     assert "v.yaml:" in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["teddy", "duck", "mug"])
+def test_moved_object_lands_where_it_would_be_spawned(key: str) -> None:
+    # pybullet places a body by its centre of mass; the teddy's is 0.27 m off its origin
+    pose = Pose.from_xyz_rpy((1.0, 2.0, 0.5), yaw=1.2)
+    scene = SceneSpec(
+        "s", objects=[object_from_asset(key, "a", Pose()), object_from_asset(key, "b", pose)]
+    )
+    with Simulator(scene, SimConfig()) as sim:
+        sim.move_object("a", pose)
+        a, b = sim.object_truth("a"), sim.object_truth("b")
+        np.testing.assert_allclose(a.box_min, b.box_min, atol=1e-6)
+        np.testing.assert_allclose(a.box_max, b.box_max, atol=1e-6)
