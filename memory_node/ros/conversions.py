@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import math
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -397,3 +398,47 @@ def labels_msg(
         scores=[float(labels[i][1]) for i in ids],
         states=[states.get(i, "") for i in ids],
     )
+
+
+def frame_of(
+    stamp: float, items: dict[str, Any], info: CameraInfo | None, map_T_camera: np.ndarray
+) -> core.Frame:
+    """Build the core frame of one synchronised set of messages.
+
+    Args:
+        stamp: seconds, the frame's stamp.
+        items: stream name -> message: ``rgb`` and ``depth`` (Image), optionally ``instance``
+            (Image) with ``labels`` (InstanceLabels).
+        info: the camera_info of the frame (paired, or the latest received).
+        map_T_camera: (4, 4) pose of the optical frame in the map.
+
+    Raises:
+        InvalidInput: a malformed message, or no camera_info; the message says which.
+    """
+    if info is None:
+        raise InvalidInput("no camera_info received yet on rgb/camera_info")
+    frame = core.Frame(
+        stamp=stamp,
+        rgb=image_to_rgb(items["rgb"]),
+        depth=image_to_depth(items["depth"]),
+        K=camera_info_to_K(info),
+        map_T_camera=map_T_camera,
+    )
+    if "instance" in items:
+        labels: InstanceLabels = items["labels"]
+        frame.instance = image_to_instances(items["instance"])
+        n = len(labels.instance_ids)
+        if len(labels.labels) != n:
+            raise InvalidInput(f"instance/labels has {n} ids but {len(labels.labels)} labels")
+        scores = list(labels.scores) if len(labels.scores) == n else [1.0] * n
+        frame.instance_labels = {
+            int(i): (str(lab), float(s))
+            for i, lab, s in zip(labels.instance_ids, labels.labels, scores, strict=True)
+        }
+        if len(labels.states) == n:
+            frame.instance_states = {
+                int(i): str(st)
+                for i, st in zip(labels.instance_ids, labels.states, strict=True)
+                if st
+            }
+    return frame

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -46,11 +45,13 @@ from memory_interfaces.srv import (
     SaveMemory,
 )
 from memory_node.core.config import flatten, param
+from memory_node.core.pose_buffer import PoseConfig
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
 from memory_node.core.sync import Bundle, StampSynchronizer, SyncConfig
 from memory_node.core.types import Frame, InvalidInput, QueryRequest
 from memory_node.ros import conversions as conv
 from memory_node.ros.params import declare_config, reject_runtime_changes
+from memory_node.ros.pose_source import POSE_SOURCES, PoseSource, make_pose_source
 
 
 @dataclass
@@ -64,9 +65,12 @@ class InputConfig:
     )
     pose_source: str = param(
         "topic",
-        "Where the camera pose comes from: the camera/pose topic, or TF (map -> camera "
-        "optical frame at the image stamp; needs tf2_ros).",
-        choices=("topic", "tf"),
+        "Where the camera pose comes from: topic = camera/pose (PoseStamped of the optical frame "
+        "in map, paired by stamp); odometry = odom (nav_msgs/Odometry of the base) or "
+        "base_pose = base/pose (PoseStamped of the base), interpolated to the image stamp and "
+        "composed with pose.base_to_camera_*; tf = map -> camera optical frame at the image "
+        "stamp (needs tf2_ros).",
+        choices=POSE_SOURCES,
     )
     pair_camera_info: bool = param(
         True,
@@ -126,6 +130,7 @@ class SceneNodeConfig:
     sync: SyncConfig = field(default_factory=SyncConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
 
 
 class _Throttle:
@@ -174,7 +179,7 @@ class SceneMemoryNode(LifecycleNode):
         }
         self._sync: StampSynchronizer | None = None
         self._camera_info: CameraInfo | None = None
-        self._tf_buffer: Any = None
+        self._pose: PoseSource | None = None
         self._subs: list[Any] = []
         self._sensor_group = MutuallyExclusiveCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
@@ -224,19 +229,18 @@ class SceneMemoryNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera streams and start the ingest worker."""
         cfg = self.node_config
-        streams = ["rgb", "depth", "pose"]
-        if cfg.inputs.pose_source == "tf":
-            streams.remove("pose")
-            try:
-                import tf2_ros
-            except ImportError:
-                self.get_logger().error(
-                    "inputs.pose_source is 'tf' but tf2_ros is not installed "
-                    "(apt install ros-jazzy-tf2-ros); set inputs.pose_source to 'topic'"
-                )
-                return TransitionCallbackReturn.FAILURE
-            self._tf_buffer = tf2_ros.Buffer()
-            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        try:
+            self._pose = pose = make_pose_source(
+                cfg.inputs.pose_source,
+                cfg.pose,
+                cfg.publish.frame_id,
+                self,
+                cfg.inputs.camera_frame,
+            )
+        except InvalidInput as err:
+            self.get_logger().error(str(err))
+            return TransitionCallbackReturn.FAILURE
+        streams = ["rgb", "depth"] + ([pose.stream] if pose.stream else [])
         if cfg.inputs.use_masks:
             streams += ["instance", "labels"]
         if cfg.inputs.pair_camera_info:
@@ -261,8 +265,14 @@ class SceneMemoryNode(LifecycleNode):
 
         sub(Image, "rgb/image", "rgb")
         sub(Image, "depth/image", "depth")
-        if "pose" in streams:
-            sub(PoseStamped, "camera/pose", "pose")
+        if pose.stream:
+            sub(pose.msg_type, pose.topic, pose.stream)
+        elif pose.topic:
+            self._subs.append(
+                self.create_subscription(
+                    pose.msg_type, pose.topic, self._on_base_pose, qos, callback_group=grp
+                )
+            )
         if cfg.inputs.use_masks:
             sub(Image, "instance/image", "instance")
             sub(InstanceLabels, "instance/labels", "labels")
@@ -325,6 +335,21 @@ class SceneMemoryNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
+    def _on_base_pose(self, msg: Any) -> None:
+        pose = self._pose
+        if pose is None:
+            return
+        try:
+            pose.add(msg)
+        except InvalidInput as err:
+            log = self.get_logger().error
+            if "backwards" not in str(err):
+                self._throttle("base pose", log, f"base pose refused: {err}")
+                return
+            log(f"{err}; the clock was reset: earlier base poses are forgotten")
+            pose.reset()
+            pose.add(msg)
+
     def _on_stream(self, stream: str, msg: Any) -> None:
         sync = self._sync
         if sync is None:
@@ -346,61 +371,12 @@ class SceneMemoryNode(LifecycleNode):
 
     def _bundle_to_frame(self, bundle: Bundle) -> Frame:
         items = bundle.items
-        info = items.get("info", self._camera_info)
-        if info is None:
-            raise InvalidInput("no camera_info received yet on rgb/camera_info")
-        rgb = conv.image_to_rgb(items["rgb"])
-        depth = conv.image_to_depth(items["depth"])
-        if "pose" in items:
-            if items["pose"].header.frame_id not in ("", self.node_config.publish.frame_id):
-                raise InvalidInput(
-                    f"camera/pose is in frame {items['pose'].header.frame_id!r}, "
-                    f"expected {self.node_config.publish.frame_id!r}"
-                )
-            map_T_camera = conv.pose_to_matrix(items["pose"].pose)
-        else:
-            map_T_camera = self._lookup_tf(items["rgb"])
-        frame = Frame(
-            stamp=bundle.stamp,
-            rgb=rgb,
-            depth=depth,
-            K=conv.camera_info_to_K(info),
-            map_T_camera=map_T_camera,
+        if self._pose is None:
+            raise InvalidInput("scene_memory is not active")
+        map_T_camera = self._pose.camera_pose(items, bundle.stamp)
+        return conv.frame_of(
+            bundle.stamp, items, items.get("info", self._camera_info), map_T_camera
         )
-        if "instance" in items:
-            labels: InstanceLabels = items["labels"]
-            frame.instance = conv.image_to_instances(items["instance"])
-            n = len(labels.instance_ids)
-            if len(labels.labels) != n:
-                raise InvalidInput(f"instance/labels has {n} ids but {len(labels.labels)} labels")
-            scores = list(labels.scores) if len(labels.scores) == n else [1.0] * n
-            frame.instance_labels = {
-                int(i): (str(lab), float(s))
-                for i, lab, s in zip(labels.instance_ids, labels.labels, scores, strict=True)
-            }
-            if len(labels.states) == n:
-                frame.instance_states = {
-                    int(i): str(st)
-                    for i, st in zip(labels.instance_ids, labels.states, strict=True)
-                    if st
-                }
-        return frame
-
-    def _lookup_tf(self, image: Image) -> np.ndarray:
-        camera = self.node_config.inputs.camera_frame or image.header.frame_id
-        try:
-            tf = self._tf_buffer.lookup_transform(
-                self.node_config.publish.frame_id,
-                camera,
-                rclpy.time.Time.from_msg(image.header.stamp),
-            )
-        except Exception as err:  # tf2 raises several exception types; all mean "no pose"
-            raise InvalidInput(f"no TF from {camera} to map at the image stamp: {err}") from err
-        t, q = tf.transform.translation, tf.transform.rotation
-        pose = PoseStamped().pose
-        pose.position.x, pose.position.y, pose.position.z = t.x, t.y, t.z
-        pose.orientation = q
-        return conv.pose_to_matrix(pose)
 
     def _ingest_loop(self) -> None:
         while self._running:
