@@ -74,6 +74,17 @@ class StampSynchronizer:
         self._queues[stream].append((stamp, item))
         return self._match()
 
+    @property
+    def last_emitted(self) -> float:
+        """Stamp of the last bundle emitted (-inf before the first)."""
+        return self._last_emitted
+
+    def reset(self) -> None:
+        """Forget every queued item and the last emitted stamp (after a clock jump back)."""
+        self._last_emitted = -math.inf
+        for queue in self._queues.values():
+            queue.clear()
+
     def _closest(self, stream: str, stamp: float) -> tuple[float, Any] | None:
         best: tuple[float, Any] | None = None
         best_dt = math.inf

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,15 +46,26 @@ def default_config_dir() -> Path:
 
 
 def spin_nodes(nodes: Sequence[Node], num_threads: int = 4) -> None:
-    """Spin ``nodes`` in a MultiThreadedExecutor until Ctrl-C or SIGTERM; shut down cleanly."""
+    """Spin ``nodes`` in a MultiThreadedExecutor until Ctrl-C or SIGTERM; shut down cleanly.
+
+    An exception escaping one callback is logged and spinning goes on: one bad request never
+    ends the process (the nodes answer bad input themselves; this is the last line).
+    """
     executor = MultiThreadedExecutor(num_threads=num_threads)
     for node in nodes:
         executor.add_node(node)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    logger = rclpy.logging.get_logger("memory_bringup")
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while rclpy.ok():
+            try:
+                executor.spin_once(timeout_sec=0.5)
+            except (KeyboardInterrupt, ExternalShutdownException):
+                break
+            except Exception:  # a callback raised: log it, keep serving
+                if not rclpy.ok():
+                    break
+                logger.error(f"a callback raised; still spinning:\n{traceback.format_exc()}")
     finally:
         for node in nodes:
             close = getattr(node, "close", None)

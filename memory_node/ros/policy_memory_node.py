@@ -28,6 +28,7 @@ from memory_interfaces.srv import PolicyMemoryStep
 from memory_node.core.config import flatten
 from memory_node.core.policy_bank import PolicyBankConfig, PolicyMemory
 from memory_node.core.types import InvalidInput
+from memory_node.ros.lifecycle_guard import refuse_invalid_transitions
 from memory_node.ros.params import declare_config, reject_runtime_changes
 
 
@@ -49,6 +50,7 @@ class PolicyMemoryNode(LifecycleNode):
         group = MutuallyExclusiveCallbackGroup()
         self.create_service(PolicyMemoryStep, "~/step", self._on_step, callback_group=group)
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group)
+        refuse_invalid_transitions(self)
         if self.get_parameter("autostart").value:
             self.trigger_configure()
             self.trigger_activate()

@@ -47,9 +47,11 @@ from memory_interfaces.srv import (
 from memory_node.core.config import flatten, param
 from memory_node.core.pose_buffer import PoseConfig
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
+from memory_node.core.stamp_guard import check_not_ahead
 from memory_node.core.sync import Bundle, StampSynchronizer, SyncConfig
 from memory_node.core.types import Frame, InvalidInput, QueryRequest
 from memory_node.ros import conversions as conv
+from memory_node.ros.lifecycle_guard import refuse_invalid_transitions
 from memory_node.ros.params import declare_config, reject_runtime_changes
 from memory_node.ros.pose_source import POSE_SOURCES, PoseSource, make_pose_source
 
@@ -201,6 +203,7 @@ class SceneMemoryNode(LifecycleNode):
         self.create_timer(
             self.node_config.publish.graph_period_s, self._on_publish_timer, callback_group=g
         )
+        refuse_invalid_transitions(self)
         if self.get_parameter("autostart").value:
             self.trigger_configure()
             self.trigger_activate()
@@ -284,6 +287,9 @@ class SceneMemoryNode(LifecycleNode):
                     CameraInfo, "rgb/camera_info", self._on_camera_info, qos, callback_group=grp
                 )
             )
+        with self._lock:
+            if self.memory is not None:
+                self.memory.reset_stamps()  # the streams restart: earlier stamps are fine
         self._running = True
         self._worker = threading.Thread(target=self._ingest_loop, name="ingest", daemon=True)
         self._worker.start()
@@ -356,7 +362,10 @@ class SceneMemoryNode(LifecycleNode):
             return
         if stream == "rgb":
             self.counters["frames_received"] += 1
-        bundle = sync.add(stream, conv.time_to_sec(msg.header.stamp), msg)
+        stamp = self._admit_stamp(stream, msg.header.stamp, sync)
+        if stamp is None:
+            return
+        bundle = sync.add(stream, stamp, msg)
         if bundle is None:
             return
         with self._pending_cv:
@@ -364,6 +373,31 @@ class SceneMemoryNode(LifecycleNode):
                 self.counters["frames_behind"] += 1
             self._pending = bundle
             self._pending_cv.notify()
+
+    def _admit_stamp(self, stream: str, t: Any, sync: StampSynchronizer) -> float | None:
+        """Return the message's stamp in seconds, or None when it is refused (see stamp_guard).
+
+        Refuses malformed stamps (nanosec >= 1e9) and stamps too far ahead of the node's clock;
+        resets the synchronizer on a clock jump back, so ingest never stays stopped.
+        """
+        cfg = self.memory_config.stamps
+        try:
+            if not 0 <= int(t.nanosec) < 1_000_000_000:
+                raise InvalidInput(f"malformed stamp: nanosec = {t.nanosec} is not below 1e9")
+            stamp = conv.time_to_sec(t)
+            now = self.get_clock().now().nanoseconds * 1e-9
+            check_not_ahead(stamp, now, cfg.max_future_s)
+        except InvalidInput as err:
+            if stream == "rgb":
+                self._drop(str(err))
+            return None
+        if sync.last_emitted - stamp > cfg.max_jump_back_s:
+            self.get_logger().warning(
+                f"clock jumped back from {sync.last_emitted:.3f} to {stamp:.3f} s on {stream}: "
+                "restarting the stamp pairing"
+            )
+            sync.reset()
+        return stamp
 
     def _drop(self, reason: str) -> None:
         self.counters["frames_dropped"] += 1
@@ -472,6 +506,18 @@ class SceneMemoryNode(LifecycleNode):
         res.success = True
         return out
 
+    def _reply(self, res: Any, build: Callable[[], None]) -> Any:
+        """Fill ``res`` with ``build``; a conversion error answers success=false, never raises."""
+        try:
+            build()
+        except Exception as err:  # a value the message cannot hold must not kill the node
+            self.get_logger().error(traceback.format_exc())
+            fresh = type(res)()
+            fresh.success = False
+            fresh.message = f"internal error while building the reply: {err}"
+            return fresh
+        return res
+
     def _on_query(self, req: QueryObjects.Request, res: QueryObjects.Response) -> Any:
         near = np.array([req.near.x, req.near.y, req.near.z]) if req.use_near else None
         query = QueryRequest(
@@ -483,31 +529,43 @@ class SceneMemoryNode(LifecycleNode):
             include_embeddings=bool(req.include_embeddings),
         )
         found = self._call_core(res, lambda m: m.query(query))
-        if found is not None:
+        if found is None:
+            return res
+
+        def build() -> None:
             res.objects = [
                 conv.object_to_msg(s.obj, s.score, query.include_embeddings) for s in found
             ]
             res.message = f"{len(found)} objects"
-        return res
+
+        return self._reply(res, build)
 
     def _on_graph(self, req: GetSceneGraph.Request, res: GetSceneGraph.Response) -> Any:
         out = self._call_core(
             res, lambda m: m.render(req.focus, int(req.max_objects), int(req.max_tokens))
         )
-        if out is not None:
+        if out is None:
+            return res
+
+        def build() -> None:
             res.graph = conv.graph_to_msg(out.objects, out.relations, out.zones, self._header())
             res.text = out.text
             res.token_count = int(out.token_count)
             res.message = f"{len(out.objects)} objects, {out.token_count} tokens"
-        return res
+
+        return self._reply(res, build)
 
     def _on_changes(self, req: GetObjectChanges.Request, res: GetObjectChanges.Response) -> Any:
         since = conv.time_to_sec(req.since)
         out = self._call_core(res, lambda m: m.changes(since, req.object_id, int(req.max_results)))
-        if out is not None:
+        if out is None:
+            return res
+
+        def build() -> None:
             res.changes = [conv.change_to_msg(e) for e in out]
             res.message = f"{len(out)} changes"
-        return res
+
+        return self._reply(res, build)
 
     def _on_save(self, req: SaveMemory.Request, res: SaveMemory.Response) -> Any:
         path = req.path or self.node_config.persistence.autosave_path
