@@ -18,11 +18,14 @@ Definitions:
   moved the wrong one of several look-alikes;
 * false events: in a static episode every event is false; in a changing one, every event before
   the first change (``pre_change_*`` figures);
-* objects: recall and duplicates at the end of the episode (:func:`match_objects`).
+* objects: recall and duplicates at the end of the episode (:func:`match_objects`), over the
+  objects present then that the memory was shown well enough (``min_frames_seen`` frames
+  with ``min_view_pixels`` pixels with depth).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -148,14 +151,16 @@ def score_episode(
     gt: dict[str, Any],
     events: Sequence[MemEvent],
     objects: Sequence[MemObject],
-    min_frames_seen: int = 3,
+    min_frames_seen: int = 2,
     max_distance_m: float = 0.5,
+    min_view_pixels: int = 300,
 ) -> EpisodeScore:
     """Score one episode from its ground truth, the published events and the final objects.
 
     ``gt`` is the simulator's ground-truth document; its ``frames`` must be the frames the
-    memory was given (dropped frames left out). ``min_frames_seen``: objects seen in fewer
-    frames are not expected in memory.
+    memory was given (dropped frames left out). An object or a change counts as seen in a frame
+    showing at least ``min_view_pixels`` of it with depth (scale it with the image size);
+    objects seen in fewer than ``min_frames_seen`` frames are not expected in memory.
     """
     frames = gt.get("frames", [])
     score = EpisodeScore(name, style, static, frames=len(frames))
@@ -170,7 +175,7 @@ def score_episode(
             if e.stamp < first_change:
                 score.pre_change_events[e.kind] += 1
     after = [e for e in events if e.stamp >= first_change]
-    views = first_views(changes, frames) if changes else []
+    views = first_views(changes, frames, min_pixels=min_view_pixels) if changes else []
     label_count: dict[str, int] = {}
     for obj in gt.get("objects", []):
         label = obj["history"][0]["label"]
@@ -206,7 +211,15 @@ def score_episode(
             if d > max_distance_m:
                 score.swaps.append(f"{name}: {c['name']} reported from {d:.2f} m away")
                 score.lookalike_swaps += int(lookalike)
-    truth = gt_objects_at(gt, math.inf)
+    seen: dict[int, int] = {}
+    for f in frames:
+        for iid, pixels in f.get("visible_in_range", {}).items():
+            if pixels >= min_view_pixels:
+                seen[int(iid)] = seen.get(int(iid), 0) + 1
+    truth = [
+        dataclasses.replace(g, frames_seen=seen.get(g.instance_id, 0))
+        for g in gt_objects_at(gt, math.inf)
+    ]
     om = match_objects(truth, objects, min_frames_seen=min_frames_seen)
     score.objects_considered = om.gt_considered
     score.objects_found = om.found

@@ -27,8 +27,11 @@ Seeds 0-19 are for tuning (:data:`TRAINING_SEEDS`); 100-139 are held out
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,7 @@ import yaml
 from memory_sim.assets import CATALOGUE, object_from_asset
 from memory_sim.episode import CameraPath, Episode, Event, Segment
 from memory_sim.procedural import ProceduralConfig, generate_house
-from memory_sim.scene import Pose, SceneSpec, scene_to_dict
+from memory_sim.scene import ObjectSpec, Pose, SceneSpec, scene_to_dict
 from memory_sim.simulator import SimConfig, Simulator
 
 TRAINING_SEEDS = tuple(range(0, 20))
@@ -49,7 +52,22 @@ CHANGE_WINDOW_S = 2.0  # length of the ``changes`` segment; every change happens
 SUPPORT_LABELS = (
     "table", "coffee table", "counter", "cabinet", "desk", "sideboard", "nightstand", "dresser",
     "drawer cabinet", "tv stand", "stove", "washing machine",
+    "kitchen table", "reading desk", "balcony table", "tv cabinet", "cooking bench", "night stand",
 )  # fmt: skip
+# The Gazebo small house has no rooms: episodes there visit two consecutive stops of the tour of
+# sim/episodes/small_house_tour.yaml (living room, kitchen, dining area, fitness corner and
+# balcony, bedroom, study), driving through its intermediate points; changes are drawn on the
+# supports within SMALL_HOUSE_REGION_M of a stop.
+SMALL_HOUSE_STOPS = ((1.5, -3.2), (6.5, -2.2), (5.0, 2.5), (-0.5, 2.8), (-5.5, 0.2), (-6.5, -2.5))
+SMALL_HOUSE_VIA = {
+    ((1.5, -3.2), (6.5, -2.2)): ((4.5, -2.5),),
+    ((5.0, 2.5), (-0.5, 2.8)): ((1.0, 2.5),),
+    ((-0.5, 2.8), (-5.5, 0.2)): ((-2.0, 0.5),),
+}
+SMALL_HOUSE_REGION_M = 3.5  # half side of the square around a stop
+SMALL_HOUSE_WINDOWS = 2  # episodes visit stops 0-1 or 1-2 (around the others: few supports)
+SMALL_HOUSE_OBJECTS = 4  # catalogue objects put on the supports around each stop
+SMALL_HOUSE_PITCH_DEG = -20.0
 FLOOR_ASSETS = ("ball", "teddy", "box")  # assets that may stand on the floor
 ADDED_ASSETS = ("mug", "bowl", "bottle", "book", "duck", "teddy", "ball", "box", "lego", "laptop")
 LOOKALIKE_ASSETS = ("mug", "bowl", "bottle", "book", "duck", "ball", "box")
@@ -90,6 +108,18 @@ STYLES: dict[str, TrajectoryStyle] = {
 STYLE_NAMES = tuple(STYLES)
 
 
+class HouseUnavailable(FileNotFoundError):
+    """The house an episode needs is not on this machine (the small house's world file)."""
+
+
+def house_of_seed(seed: int) -> str:
+    """Return the house of a seed: the Gazebo small house for one seed in seven, else procedural.
+
+    Seeds 6, 13, 104, 111, 118, 125, 132, 139: several styles, static ones included.
+    """
+    return "small_house" if seed % 7 == 6 else "procedural"
+
+
 def style_of_seed(seed: int) -> str:
     """Return the style a seed is played in by default (the styles take turns)."""
     return STYLE_NAMES[seed % len(STYLE_NAMES)]
@@ -114,6 +144,7 @@ class ChangeEpisode:
         scene: the house with the look-alikes in it (pass as ``scene=`` to the runner).
         episode: segments ``tour1``, ``changes`` and ``tour2``, and the change events.
         lookalikes: names of the look-alike instances (one asset, one tint).
+        house: "procedural" or "small_house".
     """
 
     seed: int
@@ -122,6 +153,7 @@ class ChangeEpisode:
     scene: SceneSpec
     episode: Episode
     lookalikes: list[str] = field(default_factory=list)
+    house: str = "procedural"
 
     @property
     def name(self) -> str:
@@ -199,6 +231,39 @@ class _Box:
     hi: np.ndarray
 
 
+@dataclass
+class _Region:
+    """A part of the house that changes are drawn in: a room, or the area around a stop.
+
+    Attributes:
+        name: the room's name, or the stop's.
+        lo, hi: (2,) corners of its rectangle, metres, map frame.
+        stop: (2,) a free place inside it (the room centre; a stop of the small-house tour).
+        view_radius: inspection viewpoints stand at most this far from ``stop`` (metres).
+        floor: objects may be put on its floor.
+    """
+
+    name: str
+    lo: np.ndarray
+    hi: np.ndarray
+    stop: np.ndarray
+    view_radius: float = math.inf
+    floor: bool = True
+
+    def contains(self, xy: np.ndarray, margin: float = 0.0) -> bool:
+        """Tell whether ``xy`` lies inside the rectangle shrunk by ``margin``."""
+        return bool(np.all(self.lo + margin <= xy[:2]) and np.all(xy[:2] <= self.hi - margin))
+
+
+def _room_regions(scene: SceneSpec) -> list[_Region]:
+    """One region per room of ``scene``."""
+    return [
+        _Region(r.name, np.asarray(r.min_xy, float), np.asarray(r.max_xy, float),
+                np.asarray(r.center_xy, float))
+        for r in scene.rooms
+    ]  # fmt: skip
+
+
 class _Places:
     """Finds free places for objects on supports and floors, never reusing a claimed box.
 
@@ -206,18 +271,47 @@ class _Places:
     object stood: a vacated place seen empty must mean the object left.
     """
 
-    def __init__(self, scene: SceneSpec, sim: Simulator, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        scene: SceneSpec,
+        sim: Simulator,
+        rng: np.random.Generator,
+        regions: list[_Region],
+    ) -> None:
         self.scene = scene
         self.sim = sim
         self.rng = rng
+        self.regions = {r.name: r for r in regions}
         self.truth = {t.name: t for t in sim.objects()}
+        self.region_of = {
+            name: self._region_at(t.room, t.center) for name, t in self.truth.items()
+        }
         self.claimed = [_Box(t.box_min.copy(), t.box_max.copy()) for t in self.truth.values()]
         self.supports = [
             t
             for t in self.truth.values()
-            if t.static and t.label in SUPPORT_LABELS and 0.35 <= t.box_max[2] <= 1.0
+            if t.static
+            and t.label in SUPPORT_LABELS
+            and 0.35 <= t.box_max[2] <= 1.0
+            and self.region_of[t.name]
         ]
         self._extents: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def add(self, spec: ObjectSpec) -> None:
+        """Add an object to the scratch simulator, so later changes may use it."""
+        self.sim.add_object(spec, stamp=0.0)
+        truth = self.sim.object_truth(spec.name)
+        self.truth[spec.name] = truth
+        self.region_of[spec.name] = self._region_at(truth.room, truth.center)
+
+    def _region_at(self, room: str, centre: np.ndarray) -> str:
+        """Return the region of an object: its room's, or the nearest stop's holding it."""
+        if room in self.regions:
+            return room
+        holding = [r for r in self.regions.values() if r.contains(centre)]
+        if not holding:
+            return ""
+        return min(holding, key=lambda r: float(np.linalg.norm(r.stop - centre[:2]))).name
 
     def extent(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Return (min, max) of asset ``key`` relative to its base at yaw 0 (cached)."""
@@ -248,11 +342,14 @@ class _Places:
     ) -> tuple[list[float], float] | None:
         """Return a free base position [x, y, z] and yaw for asset ``key`` in one of ``rooms``.
 
+        ``rooms`` are region names (:class:`_Region`).
+
         Supports first, the floor for floor assets; ``away_from``: at least ``MIN_MOVE_M`` from
         this point. None when no place is found.
         """
         lo0, hi0 = self.extent(key)
-        supports = [s for s in self.supports if s.room in rooms]
+        rooms = [r for r in rooms if r in self.regions]
+        supports = [s for s in self.supports if self.region_of[s.name] in rooms]
         on_floor = key in FLOOR_ASSETS
         for _ in range(tries):
             quarter = int(self.rng.integers(2))
@@ -266,13 +363,15 @@ class _Places:
                 s = supports[int(self.rng.integers(len(supports)))]
                 span_lo, span_hi = s.box_min[:2] + half, s.box_max[:2] - half
                 z = float(s.box_max[2])
-            elif on_floor:
-                room = self.scene.room(rooms[int(self.rng.integers(len(rooms)))])
-                span_lo = np.asarray(room.min_xy) + 0.5 + half
-                span_hi = np.asarray(room.max_xy) - 0.5 - half
+            elif on_floor and all(self.regions[r].floor for r in rooms):
+                region = self.regions[rooms[int(self.rng.integers(len(rooms)))]]
+                span_lo = region.lo + 0.5 + half
+                span_hi = region.hi - 0.5 - half
                 z = 0.0
-            else:
+            elif not supports:
                 return None
+            else:
+                continue
             if np.any(span_lo >= span_hi):
                 continue
             cxy = self.rng.uniform(span_lo, span_hi)
@@ -300,68 +399,150 @@ class _Places:
 
 # ---------------------------------------------------------------------------- generation
 def make_change_episode(
-    seed: int, style: str | None = None, static: bool | None = None
+    seed: int, style: str | None = None, static: bool | None = None, house: str | None = None
 ) -> ChangeEpisode:
     """Generate the episode of ``seed`` in ``style`` (default :func:`style_of_seed`).
 
-    ``static`` defaults to :func:`is_static_seed`. The same arguments always give the same
-    episode.
+    ``static`` defaults to :func:`is_static_seed`, ``house`` ("procedural" or "small_house") to
+    :func:`house_of_seed`. The same arguments always give the same episode.
+
+    Raises:
+        HouseUnavailable: the small house's world file is not on this machine.
     """
     style_name = style or style_of_seed(seed)
     if style_name not in STYLES:
         raise ValueError(f"unknown trajectory style {style_name!r}; known: {list(STYLES)}")
     st = STYLES[style_name]
     static = is_static_seed(seed) if static is None else static
+    house = house or house_of_seed(seed)
     rng = np.random.default_rng([seed, 1])
-    rooms_x, rooms_y = ((2, 1), (1, 2))[int(rng.integers(2))]
-    scene = generate_house(
-        ProceduralConfig(seed=seed, rooms_x=rooms_x, rooms_y=rooms_y, objects_per_room=6)
-    )
-    room_names = [r.name for r in scene.rooms]
     config = SimConfig()
     config.camera.width_px, config.camera.height_px = 64, 48
+    if house == "procedural":
+        rooms_x, rooms_y = ((2, 1), (1, 2))[int(rng.integers(2))]
+        scene = generate_house(
+            ProceduralConfig(seed=seed, rooms_x=rooms_x, rooms_y=rooms_y, objects_per_room=6)
+        )
+        regions = _room_regions(scene)
+        stops: list[tuple[float, float]] = []
+    elif house == "small_house":
+        scene, regions, stops = _small_house(rng)
+    else:
+        raise ValueError(f"unknown house {house!r}; known: procedural, small_house")
     with Simulator(scene, config, keep_frame_truth=False) as sim:
-        places = _Places(scene, sim, rng)
+        places = _Places(scene, sim, rng, regions)
+        if house == "small_house":
+            _scatter(scene, places, rng)
         lookalikes = _add_lookalikes(scene, places, rng, seed)
-    # The change set is planned against the scene with its look-alikes.
-    with Simulator(scene, config, keep_frame_truth=False) as sim:
-        places = _Places(scene, sim, rng)
         events = [] if static else _change_set(scene, places, rng, lookalikes)
         viewpoints_rng = np.random.default_rng([seed, 2, STYLE_NAMES.index(style_name)])
-        start_room = room_names[int(rng.integers(len(room_names)))]
-        if st.path == "tour":
-            tours = [Segment("coverage", {"turns": 1.0}, name=name) for name in ("tour1", "tour2")]
-        else:
+        start = int(rng.integers(len(regions)))
+        if st.path == "inspection":
             tours = [
-                Segment(
-                    "viewpoints",
-                    {"points": _viewpoints(scene, places, viewpoints_rng, st)},
-                    name=name,
-                )
-                for name in ("tour1", "tour2")
+                [Segment("viewpoints", {"points": _viewpoints(places, viewpoints_rng, st)})]
+                for _ in range(2)
             ]
+        elif house == "procedural":
+            tours = [[Segment("coverage", {"turns": 1.0})] for _ in range(2)]
+        else:
+            tours = [_stop_tour(stops), _stop_tour(stops[::-1])]
+    tours[0][0].name, tours[1][0].name = "tour1", "tour2"
     segments = [
-        tours[0],
+        *tours[0],
         Segment("hold", {"duration_s": CHANGE_WINDOW_S}, name="changes"),
-        tours[1],
+        *tours[1],
     ]
-    camera = CameraPath(start_room=start_room, start_yaw_deg=float(rng.uniform(-180, 180)))
+    camera = CameraPath(
+        start_room=regions[start].name, start_yaw_deg=float(rng.uniform(-180, 180))
+    )
     if st.path == "inspection":
         x, y, yaw_deg, _ = segments[0].args["points"][0]
         camera = CameraPath(start_xy=(x, y), start_yaw_deg=yaw_deg)
-    name = f"changes_seed{seed}_{style_name}" + ("_static" if static else "")
+    elif house == "small_house":
+        camera = CameraPath(start_xy=stops[0], start_yaw_deg=camera.start_yaw_deg)
+    if house == "small_house":
+        camera.pitch_deg = SMALL_HOUSE_PITCH_DEG
+    tag = "" if house == "procedural" else f"_{house}"
+    name = f"changes_seed{seed}_{style_name}{tag}" + ("_static" if static else "")
     episode = Episode(
         path=f"<generated {name}>",
         name=name,
-        description=f"seed {seed}, {st.description}, "
+        description=f"seed {seed}, {house}, {st.description}, "
         + ("static" if static else f"{len(events)} changes"),
         scene_source="generated",
-        scene_args={"seed": seed},
+        scene_args={"seed": seed, "house": house},
         camera=camera,
         segments=segments,
         events=events,
     )
-    return ChangeEpisode(seed, st, static, scene, episode, lookalikes)
+    return ChangeEpisode(seed, st, static, scene, episode, lookalikes, house)
+
+
+def _stop_tour(stops: list[tuple[float, float]]) -> list[Segment]:
+    """Drive from stop to stop (through the tour's intermediate points), turning at each stop."""
+    out = [Segment("spin", {"turns": 1.0})]
+    for a, b in itertools.pairwise(stops):
+        via = SMALL_HOUSE_VIA.get((a, b)) or SMALL_HOUSE_VIA.get((b, a)) or ()
+        out.append(Segment("waypoints", {"points": [list(p) for p in (*via, b)]}))
+        out.append(Segment("spin", {"turns": 1.0}))
+    return out
+
+
+def small_house_world() -> Path | None:
+    """Return the Gazebo small house's world file, or None when it is not on this machine.
+
+    Looked for under ``$MEMORY_SIM_SHARED_DATA`` and in ``shared/data`` beside the checkout.
+    """
+    rel = Path("aws_small_house") / "worlds" / "small_house.world"
+    roots = [os.environ.get("MEMORY_SIM_SHARED_DATA", "")]
+    here = Path(__file__).resolve()
+    roots += [str(p / "shared" / "data") for p in here.parents[2:5]]
+    for root in roots:
+        if root and (Path(root) / rel).is_file():
+            return Path(root) / rel
+    return None
+
+
+def _small_house(
+    rng: np.random.Generator,
+) -> tuple[SceneSpec, list[_Region], list[tuple[float, float]]]:
+    """Import the small house; pick two consecutive stops of its tour as regions."""
+    from memory_sim.gazebo import import_world
+
+    world = small_house_world()
+    if world is None:
+        raise HouseUnavailable(
+            "the Gazebo small house (aws_small_house/worlds/small_house.world) is not under "
+            "$MEMORY_SIM_SHARED_DATA nor in shared/data beside the checkout"
+        )
+    logging.getLogger("memory_sim.mesh_cache").setLevel(logging.ERROR)  # missing photos
+    scene = import_world(world)
+    first = int(rng.integers(SMALL_HOUSE_WINDOWS))
+    stops = list(SMALL_HOUSE_STOPS[first : first + 2])
+    r = SMALL_HOUSE_REGION_M
+    regions = [
+        _Region(
+            f"stop_{first + k}", np.array(p) - r, np.array(p) + r, np.array(p),
+            view_radius=1.0, floor=False,
+        )
+        for k, p in enumerate(stops)
+    ]  # fmt: skip
+    return scene, regions, stops
+
+
+def _scatter(scene: SceneSpec, places: _Places, rng: np.random.Generator) -> None:
+    """Put ``SMALL_HOUSE_OBJECTS`` catalogue objects on the supports of each region."""
+    for region in places.regions:
+        for k in range(SMALL_HOUSE_OBJECTS):
+            key = ADDED_ASSETS[int(rng.integers(len(ADDED_ASSETS)))]
+            found = places.find(key, [region])
+            if found is None:
+                continue
+            base, yaw_deg = found
+            pose = Pose.from_xyz_rpy(tuple(base), yaw=math.radians(yaw_deg))
+            spec = object_from_asset(key, f"{region}/{key}_{k}", pose)
+            scene.objects.append(spec)
+            places.add(spec)
 
 
 def _add_lookalikes(
@@ -370,7 +551,7 @@ def _add_lookalikes(
     """Add 2-7 identical instances of one asset around the house; return their names."""
     key = LOOKALIKE_ASSETS[int(rng.integers(len(LOOKALIKE_ASSETS)))]
     count = int(rng.integers(2, 8))
-    rooms = [r.name for r in scene.rooms]
+    rooms = list(places.regions)
     names = []
     for k in range(count):
         room = rooms[int(rng.integers(len(rooms)))]
@@ -383,10 +564,11 @@ def _add_lookalikes(
             key,
             name,
             Pose.from_xyz_rpy(tuple(base), yaw=math.radians(yaw_deg)),
-            room=room,
+            room=room if room in {r.name for r in scene.rooms} else "",
             tint_key=f"lookalike_{seed}",
         )
         scene.objects.append(spec)
+        places.add(spec)
         names.append(name)
     return names
 
@@ -395,7 +577,7 @@ def _change_set(
     scene: SceneSpec, places: _Places, rng: np.random.Generator, lookalikes: list[str]
 ) -> list[Event]:
     """Draw the episode's changes; every event falls inside the ``changes`` segment."""
-    rooms = [r.name for r in scene.rooms]
+    rooms = list(places.regions)
     truth = places.truth
     small = [
         t.name
@@ -407,21 +589,27 @@ def _change_set(
 
     def move(name: str, across: bool) -> bool:
         t = truth[name]
-        targets = [r for r in rooms if (r != t.room) == across] or rooms
+        here = places.region_of.get(name, "")
+        targets = [r for r in rooms if (r != here) == across] or rooms
         found = places.find(KEY_OF_LABEL[t.label], targets, away_from=t.center)
         if found is None:
             return False
         plans.append(("move", {"object": name, "position": found[0], "yaw_deg": found[1]}))
         return True
 
+    unmoved: list[str] = []  # no free place found for them: still fine to remove
     for across in (False, True):
         for _ in range(int(rng.integers(1, 3))):
-            while small and not move(small.pop(), across):
-                pass
+            while small:
+                name = small.pop()
+                if move(name, across):
+                    break
+                unmoved.append(name)
+    small += unmoved[::-1]
     for _ in range(int(rng.integers(1, 3))):
         if small:
             plans.append(("remove", {"object": small.pop()}))
-    chairs = [t.name for t in truth.values() if t.label == "chair"]
+    chairs = [t.name for t in truth.values() if t.label == "chair" and places.region_of[t.name]]
     if len(chairs) >= 2 and rng.random() < 0.4:
         plans.append(("remove", {"object": chairs[int(rng.integers(len(chairs)))]}))
     for k in range(int(rng.integers(1, 3))):
@@ -451,7 +639,7 @@ def _change_set(
 
 
 def _viewpoints(
-    scene: SceneSpec, places: _Places, rng: np.random.Generator, style: TrajectoryStyle
+    places: _Places, rng: np.random.Generator, style: TrajectoryStyle
 ) -> list[list[float]]:
     """Return inspection viewpoints [x, y, yaw_deg, hold_s] over every room, shuffled.
 
@@ -460,15 +648,19 @@ def _viewpoints(
     """
     furniture = [t for t in places.truth.values() if t.static]
     out: list[list[float]] = []
-    for room in scene.rooms:
-        targets = [t.center[:2] for t in places.truth.values() if t.room == room.name]
+    for room in places.regions.values():
+        targets = [
+            t.center[:2] for n, t in places.truth.items() if places.region_of[n] == room.name
+        ]
         n_views = int(rng.integers(10, 15))
         for _ in range(n_views):
-            target = targets[int(rng.integers(len(targets)))] if targets else room.center_xy
+            target = targets[int(rng.integers(len(targets)))] if targets else room.stop
             for _attempt in range(50):
                 d, a = rng.uniform(1.2, 2.8), rng.uniform(-math.pi, math.pi)
                 x, y = target[0] + d * math.cos(a), target[1] + d * math.sin(a)
-                if not room.contains(x, y, margin=0.45):
+                if not room.contains(np.array([x, y]), margin=0.45):
+                    continue
+                if math.dist(room.stop, (x, y)) > room.view_radius:
                     continue
                 if any(
                     t.box_min[0] - 0.25 < x < t.box_max[0] + 0.25

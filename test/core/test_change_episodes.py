@@ -13,10 +13,13 @@ from memory_sim.assets import object_from_asset
 from memory_sim.change_episodes import (
     HELD_OUT_SEEDS,
     MIN_MOVE_M,
+    SMALL_HOUSE_STOPS,
     STYLE_NAMES,
     TRAINING_SEEDS,
+    house_of_seed,
     is_static_seed,
     make_change_episode,
+    small_house_world,
     style_of_seed,
 )
 from memory_sim.episode import EpisodeError, EpisodeRunner, load_episode, parse_episode
@@ -25,7 +28,7 @@ from memory_sim.simulator import SimConfig, Simulator
 
 
 def _runner(seed: int, style: str | None = None) -> tuple[EpisodeRunner, object]:
-    ce = make_change_episode(seed, style)
+    ce = make_change_episode(seed, style, house="procedural")
     config = ce.sim_config(32, 24)
     config.noise.enabled = False
     return EpisodeRunner(ce.episode, config, scene=ce.scene), ce
@@ -179,3 +182,20 @@ def test_moved_object_lands_where_it_would_be_spawned(key: str) -> None:
         a, b = sim.object_truth("a"), sim.object_truth("b")
         np.testing.assert_allclose(a.box_min, b.box_min, atol=1e-6)
         np.testing.assert_allclose(a.box_max, b.box_max, atol=1e-6)
+
+
+@pytest.mark.skipif(small_house_world() is None, reason="shared/data/aws_small_house is absent")
+def test_small_house_episode_drives_between_two_stops_and_changes_things_near_them() -> None:
+    ce = make_change_episode(6, "smooth")
+    assert ce.house == "small_house" and house_of_seed(6) == "small_house"
+    config = ce.sim_config(32, 24)
+    with EpisodeRunner(ce.episode, config, scene=ce.scene) as runner:
+        kinds = Counter(e.kind for e in runner.events)
+        assert kinds["move"] >= 1 and kinds["remove"] >= 1
+        runner.apply_events_until(runner.trajectory.duration)
+        for c in runner.sim.changes:  # every change within reach of a stop of the tour
+            where = c.new_position if c.kind.name in ("MOVED", "APPEARED") else c.old_position
+            assert min(math.dist(where[:2], p) for p in SMALL_HOUSE_STOPS) < 5.0, c.name
+        stops = {tuple(p) for s in ce.episode.segments if s.kind == "waypoints"
+                 for p in s.args["points"]}  # fmt: skip
+        assert stops & set(SMALL_HOUSE_STOPS)

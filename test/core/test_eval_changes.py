@@ -83,7 +83,8 @@ def _episode() -> tuple[dict, list[MemEvent]]:
         _change("MOVED", 1, "a/mug_0", "mug", 5.0, (0, 0, 1), (2, 0, 1)),
         _change("DISAPPEARED", 4, "a/bowl_0", "bowl", 5.0, (4, 0, 1), (0, 0, 0)),
     ]
-    frames = _frames(100, seen={"1": 500}, vacated={"1": 1.0, "4": 1.0})
+    seen = {"1": 500, "2": 500, "3": 500}
+    frames = _frames(100, seen=seen, vacated={"1": 1.0, "4": 1.0})
     gt = {"objects": objects, "changes": changes, "frames": frames}
     events = [
         _ev("DISAPPEARED", "o9", "book", 2.0, old=(3, 3, 1)),  # before any change: false
@@ -112,6 +113,8 @@ def test_score_episode_counts_swaps_delays_and_false_events() -> None:
     assert s.lookalike_swaps == 1 and len(s.swaps) == 1
     assert (s.objects_considered, s.objects_found, s.duplicates) == (3, 2, 1)
     assert s.objects_missed == ["ep: a/book_0"]
+    faint = score_episode("ep", "smooth", False, gt, events, memory, min_view_pixels=600)
+    assert faint.objects_considered == 0 and faint.kinds["MOVED"].viewed == 0
 
     static = score_episode("st", "smooth", True, {**gt, "changes": []}, events[:1], memory)
     summary = summarize([s, static])
