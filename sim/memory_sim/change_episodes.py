@@ -6,7 +6,7 @@ depend on the seed only, so one seed can be played in every style; the viewpoint
 inspection style come from the seed and the style.
 
 An episode is: a first visit of every room (segment ``tour1``), two seconds in which every change
-happens at once (``changes``; the camera stays where it is), and a second visit (``tour2``).
+happens at once (``away``; the camera stays where it is), and a second visit (``tour2``).
 Static episodes (:func:`is_static_seed`) have no changes. Change sets hold:
 
 * moves within a room and across rooms (at least ``MIN_MOVE_M`` from where the object stood);
@@ -48,7 +48,8 @@ from memory_sim.simulator import SimConfig, Simulator
 TRAINING_SEEDS = tuple(range(0, 20))
 HELD_OUT_SEEDS = tuple(range(100, 140))
 MIN_MOVE_M = 0.8  # a move shorter than this could be read as the same object re-measured
-CHANGE_WINDOW_S = 2.0  # length of the ``changes`` segment; every change happens inside it
+CHANGE_WINDOW_S = 2.0  # length of the CHANGE_SEGMENT; every change happens inside it
+CHANGE_SEGMENT = "away"  # its name, as in tour_changes_tour (the demo asks what changed since)
 SUPPORT_LABELS = (
     "table", "coffee table", "counter", "cabinet", "desk", "sideboard", "nightstand", "dresser",
     "drawer cabinet", "tv stand", "stove", "washing machine",
@@ -142,7 +143,7 @@ class ChangeEpisode:
         style: its trajectory style.
         static: True when nothing changes.
         scene: the house with the look-alikes in it (pass as ``scene=`` to the runner).
-        episode: segments ``tour1``, ``changes`` and ``tour2``, and the change events.
+        episode: segments ``tour1``, ``away`` (the changes) and ``tour2``, and the events.
         lookalikes: names of the look-alike instances (one asset, one tint).
         house: "procedural" or "small_house".
     """
@@ -449,7 +450,7 @@ def make_change_episode(
     tours[0][0].name, tours[1][0].name = "tour1", "tour2"
     segments = [
         *tours[0],
-        Segment("hold", {"duration_s": CHANGE_WINDOW_S}, name="changes"),
+        Segment("hold", {"duration_s": CHANGE_WINDOW_S}, name=CHANGE_SEGMENT),
         *tours[1],
     ]
     camera = CameraPath(
@@ -576,7 +577,7 @@ def _add_lookalikes(
 def _change_set(
     scene: SceneSpec, places: _Places, rng: np.random.Generator, lookalikes: list[str]
 ) -> list[Event]:
-    """Draw the episode's changes; every event falls inside the ``changes`` segment."""
+    """Draw the episode's changes; every event falls inside the change segment."""
     rooms = list(places.regions)
     truth = places.truth
     small = [
@@ -633,7 +634,7 @@ def _change_set(
         plans.append(("remove", {"object": twins.pop()}))
     step = CHANGE_WINDOW_S / (len(plans) + 1)
     return [
-        Event(kind, args, at_s=round(step * (i + 1), 3), after="changes")
+        Event(kind, args, at_s=round(step * (i + 1), 3), after=CHANGE_SEGMENT)
         for i, (kind, args) in enumerate(plans)
     ]
 

@@ -76,7 +76,7 @@ def test_lookalikes_are_identical_and_the_change_set_has_every_kind() -> None:
 def test_changes_happen_in_the_change_window_on_free_places() -> None:
     runner, _ = _runner(6)
     with runner:
-        start, end = runner.trajectory.segments["changes"]
+        start, end = runner.trajectory.segments["away"]
         assert all(start <= e.time_s <= end for e in runner.events)
         runner.apply_events_until(end)
         changes = runner.sim.changes
@@ -122,7 +122,7 @@ def test_dropped_frames_are_about_thirty_percent_and_skip_keeps_the_clock() -> N
         drop = ce.dropped_frames(runner.frame_count)
         assert np.array_equal(drop, ce.dropped_frames(runner.frame_count))
         assert 0.22 < drop.mean() < 0.38
-        _, end = runner.trajectory.segments["changes"]
+        _, end = runner.trajectory.segments["away"]
         while runner.sim.frame_index < runner.frame_count:
             if runner.sim.time >= end:
                 break
