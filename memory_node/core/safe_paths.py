@@ -53,7 +53,9 @@ def save_target(path: str) -> str:
         InvalidInput: the path is empty, holds NUL, is too long, names something other than a
             regular file (directly or through symbolic links), or its directory is missing.
     """
-    path = os.path.abspath(_check_text(path, "save"))
+    if os.path.basename(_check_text(path, "save")) in ("", ".", ".."):
+        raise InvalidInput(f"cannot save: {path} names a directory, not a file")
+    path = os.path.abspath(path)
     try:
         if os.path.islink(path):
             path = os.path.realpath(path)
