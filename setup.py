@@ -33,6 +33,8 @@ setup(
             "memory_bringup = memory_node.ros.bringup:main",
             "sim_publisher = memory_sim.ros_publisher:main",
             "memory_demo = memory_node.demo:main",
+            "fleet_memory = memory_node.ros.fleet_memory_node:main",
+            "fleet_demo = memory_node.fleet_demo:main",
             "memory_export = memory_node.tools.export:entry_point",
         ],
     },

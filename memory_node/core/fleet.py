@@ -11,9 +11,11 @@ is merged here, in pure Python, into the fleet objects:
   to: a robot's two objects stay two objects. Otherwise it becomes a new fleet object
   (``fleet_000042``; ids are never reused).
 * **Conflicts.** The latest evidence wins: the object's box, state and presence follow the
-  source with the newest ``last_seen``; older evidence is kept as provenance (per robot: local
-  id, last seen, observations) but moves nothing. A fleet-level change (APPEARED, MOVED,
-  DISAPPEARED, STATE_CHANGED) is recorded with the robot whose evidence caused it.
+  source with the newest evidence (its ``last_seen``, or for an object a robot found gone, the
+  stamp of its DISAPPEARED event, see :func:`absence_stamps`); older evidence is kept as
+  provenance (per robot: local id, last seen, evidence time, observations) but moves nothing.
+  A fleet-level change (APPEARED, MOVED, DISAPPEARED, STATE_CHANGED) is recorded with the robot
+  whose evidence caused it.
 
 Short-term memories stay on the robots; only long-term objects are merged.
 
@@ -66,7 +68,7 @@ class FleetConfig:
     )
     max_size_ratio: float = param(
         3.0,
-        "Largest ratio of box volumes (cube-rooted) between two views of one object.",
+        "Largest ratio of box diagonals between two views of one object.",
         min_value=1.0,
         max_value=100.0,
     )
@@ -74,6 +76,13 @@ class FleetConfig:
         0.5,
         "Least colour-descriptor similarity (Bhattacharyya, 0-1) to fuse two views; ignored when "
         "either has none.",
+        min_value=0.0,
+        max_value=1.0,
+    )
+    same_robot_containment: float = param(
+        0.7,
+        "Two objects of one robot are one fleet object only when this share of the smaller box "
+        "lies inside the other (a robot's duplicate or a piece seen apart).",
         min_value=0.0,
         max_value=1.0,
     )
@@ -96,6 +105,8 @@ class Source:
         center: (3,) float64 where the robot last saw it, metres, map frame.
         present: whether the robot believes it is still there.
         state: the state the robot last saw.
+        evidence: seconds, when the robot last had evidence of the object: ``last_seen``, or
+            later when it found the object gone.
     """
 
     object_id: str
@@ -104,6 +115,10 @@ class Source:
     center: np.ndarray
     present: bool = True
     state: str = ""
+    evidence: float = -math.inf
+
+    def __post_init__(self) -> None:
+        self.evidence = max(self.evidence, self.last_seen)
 
 
 @dataclass
@@ -144,6 +159,8 @@ class MergeResult:
 
     Attributes:
         objects: the fleet objects created or updated by the push (id -> object).
+        removed: fleet objects merged into another by the push (dropped id -> kept id); their
+            robots' links move to the kept one.
         links: the pushed local ids -> their fleet ids.
         changes: fleet-level change events, in push order.
         fused: pushed objects newly associated to an existing fleet object.
@@ -152,6 +169,7 @@ class MergeResult:
     """
 
     objects: dict[str, FleetObject] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     changes: list[FleetChange] = field(default_factory=list)
     fused: int = 0
@@ -211,8 +229,8 @@ def match_score(
 ) -> float | None:
     """Cost of fusing ``evidence`` with ``candidate`` (lower is better), None when they differ.
 
-    Same label, centres within ``match_distance_m`` or half the smaller box diagonal, box volumes
-    within ``max_size_ratio`` (cube-rooted), colour descriptors at least
+    Same label, centres within ``match_distance_m`` or half the smaller box diagonal, box
+    diagonals within ``max_size_ratio`` (a partial view is smaller), colour descriptors at least
     ``min_appearance_similarity`` alike when both have one.
     """
     if evidence.label != candidate.label:
@@ -223,14 +241,68 @@ def match_score(
     reach = max(config.match_distance_m, 0.5 * diag)
     if dist > reach:
         return None
-    v_e = float(np.prod(np.maximum(np.asarray(evidence.size, float), 1e-3))) ** (1 / 3)
-    v_c = float(np.prod(np.maximum(np.asarray(candidate.size, float), 1e-3))) ** (1 / 3)
-    if max(v_e, v_c) > config.max_size_ratio * min(v_e, v_c):
+    d_e = max(float(np.linalg.norm(evidence.size)), 1e-3)
+    d_c = max(float(np.linalg.norm(candidate.size)), 1e-3)
+    if max(d_e, d_c) > config.max_size_ratio * min(d_e, d_c):
         return None
     sim = appearance.similarity(evidence.appearance, candidate.appearance)
     if sim is not None and sim < config.min_appearance_similarity:
         return None
     return dist / reach + (0.0 if sim is None else 1.0 - sim)
+
+
+def containment(a: SceneObject, b: SceneObject) -> float:
+    """Share of the smaller of two boxes that lies inside the other, in [0, 1]."""
+    lo = np.maximum(a.box_min, b.box_min)
+    hi = np.minimum(a.box_max, b.box_max)
+    inter = float(np.prod(np.clip(hi - lo, 0.0, None)))
+    smaller = min(
+        float(np.prod(np.maximum(np.asarray(a.size, float), 1e-3))),
+        float(np.prod(np.maximum(np.asarray(b.size, float), 1e-3))),
+    )
+    return min(1.0, inter / smaller)
+
+
+def _may_join(obj: SceneObject, fleet: FleetObject, robot_id: str, config: FleetConfig) -> bool:
+    """Whether ``robot_id``'s ``obj`` may join ``fleet``: another robot's, or nearly inside it."""
+    return robot_id not in fleet.sources or (
+        containment(obj, fleet.obj) >= config.same_robot_containment
+    )
+
+
+def _absorb(keep: FleetObject, drop: FleetObject) -> None:
+    """Fold ``drop`` into ``keep`` (in place): provenance united, the latest evidence wins."""
+    for robot, src in drop.sources.items():
+        if robot not in keep.sources or keep.sources[robot].evidence < src.evidence:
+            keep.sources[robot] = src
+    a, b = keep.obj, drop.obj
+    if evidence_time(drop) > evidence_time(keep):
+        a.center, a.size = np.array(b.center), np.array(b.size)
+        a.state, a.present = b.state, b.present
+        a.label_confidence, a.label_votes = b.label_confidence, dict(b.label_votes)
+        keep.winner = drop.winner
+        if b.feature is not None:
+            a.feature = b.feature
+        if b.appearance is not None:
+            a.appearance = b.appearance
+    a.first_seen = min(a.first_seen, b.first_seen)
+    a.last_seen = max(a.last_seen, b.last_seen)
+    a.observations = sum(s.observations for s in keep.sources.values())
+
+
+def evidence_time(fleet: FleetObject) -> float:
+    """Seconds of the evidence that set ``fleet``'s box, state and presence."""
+    src = fleet.sources.get(fleet.winner)
+    return src.evidence if src is not None else float(fleet.obj.last_seen)
+
+
+def absence_stamps(events: Iterable[ChangeEvent]) -> dict[str, float]:
+    """Object id -> stamp of its latest DISAPPEARED event (a robot's evidence of absence)."""
+    out: dict[str, float] = {}
+    for e in events:
+        if e.kind == ChangeKind.DISAPPEARED:
+            out[e.object_id] = max(out.get(e.object_id, -math.inf), float(e.stamp))
+    return out
 
 
 def _copy_object(obj: SceneObject, new_id: str) -> SceneObject:
@@ -261,14 +333,21 @@ def _event(
 
 
 def apply_evidence(
-    fleet: FleetObject, robot_id: str, evidence: SceneObject, config: FleetConfig
+    fleet: FleetObject,
+    robot_id: str,
+    evidence: SceneObject,
+    config: FleetConfig,
+    stamp: float | None = None,
 ) -> tuple[bool, list[ChangeEvent]]:
     """Fold one robot's view of an object into ``fleet`` (in place).
 
-    Provenance is always recorded. When ``evidence.last_seen`` is at least the fleet object's,
-    the evidence wins: box, state, presence, label, features follow it. Returns (won, events).
+    Provenance is always recorded. When the evidence time ``stamp`` (default
+    ``evidence.last_seen``) is at least the fleet object's (:func:`evidence_time`), the
+    evidence wins: box, state, presence, label, features follow it. Returns (won, events).
     """
     obj = fleet.obj
+    stamp = max(float(evidence.last_seen), -math.inf if stamp is None else float(stamp))
+    current = evidence_time(fleet) if fleet.sources else -math.inf
     fleet.sources[robot_id] = Source(
         object_id=evidence.id,
         last_seen=float(evidence.last_seen),
@@ -276,22 +355,22 @@ def apply_evidence(
         center=np.array(evidence.center, np.float64).reshape(3),
         present=bool(evidence.present),
         state=evidence.state,
+        evidence=stamp,
     )
     obj.first_seen = min(obj.first_seen, float(evidence.first_seen))
+    obj.last_seen = max(obj.last_seen, float(evidence.last_seen))
     obj.observations = sum(s.observations for s in fleet.sources.values())
     if obj.feature is None and evidence.feature is not None:
         obj.feature = np.asarray(evidence.feature, np.float32).copy()
     if obj.appearance is None and evidence.appearance is not None:
         obj.appearance = np.asarray(evidence.appearance, np.float32).copy()
-    if float(evidence.last_seen) < obj.last_seen:
+    if stamp < current:
         return False, []
     old = replace(obj, center=np.array(obj.center), size=np.array(obj.size))
-    stamp = float(evidence.last_seen)
     obj.center = np.array(evidence.center, np.float64).reshape(3)
     obj.size = np.array(evidence.size, np.float64).reshape(3)
     obj.state = evidence.state
     obj.present = bool(evidence.present)
-    obj.last_seen = stamp
     obj.label_confidence = float(evidence.label_confidence)
     obj.label_votes = dict(evidence.label_votes)
     obj.miss_count = float(evidence.miss_count)
@@ -319,6 +398,7 @@ def merge_push(
     fleet: Mapping[str, FleetObject],
     config: FleetConfig,
     new_id: Callable[[], str],
+    stamps: Mapping[str, float] | None = None,
 ) -> MergeResult:
     """Merge one robot's pushed objects into the fleet objects (pure: inputs are not modified).
 
@@ -331,12 +411,15 @@ def merge_push(
             through its grid-cell index).
         config: association and merge parameters.
         new_id: returns a fresh global id.
+        stamps: local id -> evidence time when later than its ``last_seen`` (absent objects:
+            :func:`absence_stamps`).
 
     Returns:
         The created and updated fleet objects, the new links and the fleet-level changes.
     """
     out = MergeResult()
     work: dict[str, FleetObject] = {}
+    stamps = stamps or {}
 
     def get(fid: str) -> FleetObject | None:
         if fid not in work:
@@ -357,7 +440,7 @@ def merge_push(
     for e in linked:
         target = get(links[e.id])
         assert target is not None
-        won, events = apply_evidence(target, robot_id, e, config)
+        won, events = apply_evidence(target, robot_id, e, config, stamps.get(e.id))
         out.stale += not won
         out.changes += [FleetChange(ev, robot_id) for ev in events]
         out.objects[target.id] = target
@@ -366,7 +449,7 @@ def merge_push(
     # Unlinked objects: best pairs first, one fleet object per robot object.
     grid: dict[int, list[str]] = {}
     for fid, cand in fleet.items():
-        if fid not in taken and robot_id not in cand.sources:
+        if fid not in taken:
             c = cand.obj.center
             grid.setdefault(cell_of(c[0], c[1], config.cell_size_m), []).append(fid)
     pairs: list[tuple[float, int, str]] = []
@@ -374,6 +457,8 @@ def merge_push(
         cells = cells_around(e.center, search_radius(e, config), config.cell_size_m)
         for fid in (f for key in cells for f in grid.get(key, ())):
             cand = fleet[fid]
+            if not _may_join(e, cand, robot_id, config):
+                continue
             cost = match_score(e, cand.obj, config)
             if cost is not None:
                 pairs.append((cost, i, fid))
@@ -390,7 +475,7 @@ def merge_push(
         if target is None:
             obj = _copy_object(e, new_id())
             target = FleetObject(obj=obj, winner=robot_id)
-            apply_evidence(target, robot_id, e, config)
+            apply_evidence(target, robot_id, e, config, stamps.get(e.id))
             work[target.id] = target
             out.created += 1
             if obj.present:
@@ -398,13 +483,65 @@ def merge_push(
                     FleetChange(_event(ChangeKind.APPEARED, obj, obj.first_seen, None), robot_id)
                 )
         else:
-            won, events = apply_evidence(target, robot_id, e, config)
+            won, events = apply_evidence(target, robot_id, e, config, stamps.get(e.id))
             out.fused += 1
             out.stale += not won
             out.changes += [FleetChange(ev, robot_id) for ev in events]
         out.objects[target.id] = target
         out.links[e.id] = target.id
+    _merge_duplicates(out, work, fleet, get, config)
     return out
+
+
+def _merge_duplicates(
+    out: MergeResult,
+    work: dict[str, FleetObject],
+    fleet: Mapping[str, FleetObject],
+    get: Callable[[str], FleetObject | None],
+    config: FleetConfig,
+) -> None:
+    """Merge each object the push touched with a present look-alike next to it.
+
+    Links are sticky, so two fleet objects made from early partial views of one object (by two
+    robots, or twice by one robot) stay apart until they are merged here: same label, geometry
+    and colour as for association, and for two objects holding the same robot, the smaller box
+    nearly inside the other. The older id is kept.
+    """
+    pool: dict[str, FleetObject] = {**fleet, **work}
+    grid: dict[int, list[str]] = {}
+    for fid, f in pool.items():
+        c = f.obj.center
+        grid.setdefault(cell_of(c[0], c[1], config.cell_size_m), []).append(fid)
+    for fid in sorted(out.objects):
+        if fid in out.removed:
+            continue
+        a = work[fid]
+        if not a.obj.present:
+            continue
+        cells = cells_around(a.obj.center, search_radius(a.obj, config), config.cell_size_m)
+        for other in sorted({f for key in cells for f in grid.get(key, ())}):
+            if other == fid or other in out.removed:
+                continue
+            b = pool[other]
+            if not b.obj.present or match_score(a.obj, b.obj, config) is None:
+                continue
+            shared = set(a.sources) & set(b.sources)
+            if shared and containment(a.obj, b.obj) < config.same_robot_containment:
+                continue
+            keep_id, drop_id = min(fid, other), max(fid, other)
+            keep, drop = get(keep_id), get(drop_id)
+            assert keep is not None and drop is not None
+            _absorb(keep, drop)
+            out.removed[drop_id] = keep_id
+            out.objects.pop(drop_id, None)
+            out.objects[keep_id] = keep
+            pool[keep_id] = keep
+            for local, linked in out.links.items():
+                if linked == drop_id:
+                    out.links[local] = keep_id
+            if drop_id == fid:
+                break
+            a = keep
 
 
 def object_signature(obj: SceneObject) -> tuple[object, ...]:
@@ -441,15 +578,20 @@ class FleetSync:
     """Robot side of the fleet memory: push what changed, retry while the store is down.
 
     Args:
-        store: the shared store (see :func:`memory_node.core.storage.open_store`).
+        store: the shared store (see :func:`memory_node.core.storage.open_store`), or a
+            function opening it: then it is opened at the first push and again after a failed
+            open (a robot may start while the database is down).
         robot_id: this robot's id (e.g. its namespace), unique in the fleet.
         frame_id: the frame of this robot's map; the store refuses another than the fleet's.
     """
 
-    def __init__(self, store: FleetStore, robot_id: str, frame_id: str) -> None:
+    def __init__(
+        self, store: FleetStore | Callable[[], FleetStore], robot_id: str, frame_id: str
+    ) -> None:
         if not robot_id:
             raise InvalidInput("fleet sync needs a non-empty robot id")
-        self.store = store
+        self._open = store if callable(store) else None
+        self.store: FleetStore | None = None if callable(store) else store
         self.robot_id = robot_id
         self.frame_id = frame_id
         self._acked: dict[str, tuple[object, ...]] = {}
@@ -459,10 +601,13 @@ class FleetSync:
         """Return the objects whose state differs from what the store last acknowledged."""
         return [o for o in objects if self._acked.get(o.id) != object_signature(o)]
 
-    def push(self, objects: Iterable[SceneObject]) -> SyncReport:
+    def push(
+        self, objects: Iterable[SceneObject], stamps: Mapping[str, float] | None = None
+    ) -> SyncReport:
         """Push every object that changed since the last acknowledged push.
 
-        Never raises for an unreachable store or a refused push: the report says why, the
+        ``stamps``: evidence times later than ``last_seen`` (see :func:`absence_stamps`). Never
+        raises for an unreachable store or a refused push: the report says why, the
         objects stay pending and the next call sends them again. Local objects are only read.
         """
         from memory_node.core.storage import StorageError
@@ -472,7 +617,10 @@ class FleetSync:
             return SyncReport(ok=True)
         signatures = {o.id: object_signature(o) for o in todo}
         try:
-            self.store.push(self.robot_id, self.frame_id, todo)
+            if self.store is None:
+                assert self._open is not None
+                self.store = self._open()
+            self.store.push(self.robot_id, self.frame_id, todo, stamps)
         except (StorageError, InvalidInput) as err:
             self.failures += 1
             return SyncReport(ok=False, pending=len(todo), error=str(err))

@@ -21,8 +21,10 @@ AUTOSTART = ParamSpec("autostart", True, "Configure and activate the node at sta
 
 def node_specs() -> dict[str, list[ParamSpec]]:
     """Every declared parameter of each node, in declaration order."""
+    from memory_node.core.fleet_memory import FleetMemoryConfig
     from memory_node.core.policy_bank import PolicyBankConfig
     from memory_node.core.scene_memory import SceneMemoryConfig
+    from memory_node.ros.fleet_memory_node import FleetNodeConfig
     from memory_node.ros.scene_memory_node import SceneNodeConfig
     from memory_sim.ros_publisher import publisher_specs
 
@@ -30,6 +32,7 @@ def node_specs() -> dict[str, list[ParamSpec]]:
         "scene_memory": [AUTOSTART, *flatten(SceneNodeConfig()), *flatten(SceneMemoryConfig())],
         "policy_memory": [AUTOSTART, *flatten(PolicyBankConfig())],
         "sim_publisher": publisher_specs(),
+        "fleet_memory": [*flatten(FleetNodeConfig()), *flatten(FleetMemoryConfig())],
     }
 
 

@@ -14,6 +14,7 @@ core, so a service call waits at most one frame's ingest.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import traceback
@@ -125,6 +126,24 @@ class PersistenceConfig:
 
 
 @dataclass
+class FleetSyncConfig:
+    """Pushing this robot's long-term objects to the fleet memory (see fleet_memory)."""
+
+    url: str = param(
+        "",
+        "Fleet store to push to ('' = no fleet): sqlite:///path/fleet.db or "
+        "postgresql://user:password@host:port/db. Local memory never depends on it.",
+    )
+    robot_id: str = param("", "This robot's id in the fleet ('' = the node's namespace).")
+    sync_period_s: float = param(
+        2.0,
+        "Period of pushing changed objects (kept pending while the store is down), seconds.",
+        min_value=0.1,
+        max_value=3600.0,
+    )
+
+
+@dataclass
 class SceneNodeConfig:
     """Node-level parameters of scene_memory (the core's parameters are declared beside)."""
 
@@ -133,6 +152,7 @@ class SceneNodeConfig:
     publish: PublishConfig = field(default_factory=PublishConfig)
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
+    fleet: FleetSyncConfig = field(default_factory=FleetSyncConfig)
 
 
 class _Throttle:
@@ -172,6 +192,8 @@ class SceneMemoryNode(LifecycleNode):
         self._version = 0
         self._published_version = -1
         self._last_save = time.monotonic()
+        self._last_fleet_push = 0.0
+        self._fleet: Any = None  # FleetSync, made at the first push
         self._throttle = _Throttle()
         self.counters: dict[str, int] = {
             "frames_received": 0,
@@ -323,6 +345,7 @@ class SceneMemoryNode(LifecycleNode):
         self._closed = True
         self._stop_ingest()
         self._autosave(force=True)
+        self._push_fleet(force=True)
         dropped = dict(self._sync.dropped) if self._sync is not None else {}
         self.get_logger().info(f"frames: {self.counters}; unpaired messages: {dropped}")
 
@@ -450,6 +473,7 @@ class SceneMemoryNode(LifecycleNode):
 
     def _on_publish_timer(self) -> None:
         self._autosave()
+        self._push_fleet()
         if self._version == self._published_version:
             return
         with self._lock:
@@ -484,6 +508,39 @@ class SceneMemoryNode(LifecycleNode):
                 self.memory.save(cfg.autosave_path)
         except (InvalidInput, OSError) as err:
             self.get_logger().error(f"autosave to {cfg.autosave_path} failed: {err}")
+
+    def _push_fleet(self, force: bool = False) -> None:
+        """Push the objects changed since the last acknowledged push (``fleet.url`` set)."""
+        cfg = self.node_config.fleet
+        if not cfg.url or self.memory is None:
+            return
+        if not force and time.monotonic() - self._last_fleet_push < cfg.sync_period_s:
+            return
+        self._last_fleet_push = time.monotonic()
+        if self._fleet is None:
+            from memory_node.core.fleet import FleetSync
+            from memory_node.core.storage import open_store
+
+            robot = cfg.robot_id or self.get_namespace().strip("/") or self.get_name()
+            self._fleet = FleetSync(
+                lambda: open_store(cfg.url), robot, self.node_config.publish.frame_id
+            )
+        from memory_node.core.fleet import absence_stamps
+
+        with self._lock:  # copies: the push runs outside the lock, ingest goes on
+            todo = [copy.copy(o) for o in self._fleet.pending(self.memory.objects.values())]
+            gone = absence_stamps(self.memory.short_term.events()) if todo else {}
+        if not todo:
+            return
+        report = self._fleet.push(todo, gone)
+        if report.ok:
+            self.get_logger().debug(f"pushed {report.pushed} objects to the fleet memory")
+        else:
+            self._throttle(
+                "fleet",
+                self.get_logger().error,
+                f"fleet push failed, {report.pending} objects kept pending: {report.error}",
+            )
 
     # --- services -------------------------------------------------------------------------
     def _call_core(self, res: Any, fn: Callable[[SceneMemory], Any]) -> Any:

@@ -12,12 +12,13 @@ from memory_node.core.fleet import (
     FleetError,
     FleetObject,
     FleetSync,
+    absence_stamps,
     cell_of,
     cells_around,
     match_score,
     merge_push,
 )
-from memory_node.core.types import ChangeKind, SceneObject
+from memory_node.core.types import ChangeEvent, ChangeKind, SceneObject
 
 
 def obj(oid, label, center, t, size=0.1, colour=None, present=True, state=""):
@@ -48,12 +49,14 @@ class Fleet:
         self.links: dict[tuple[str, str], str] = {}
         self.counter = itertools.count()
 
-    def push(self, robot, evidence):
+    def push(self, robot, evidence, stamps=None):
         links = {o.id: self.links[robot, o.id] for o in evidence if (robot, o.id) in self.links}
         result = merge_push(
             robot, evidence, links, self.objects, self.config,
-            lambda: f"fleet_{next(self.counter):06d}",
+            lambda: f"fleet_{next(self.counter):06d}", stamps,
         )  # fmt: skip
+        for fid in result.removed:
+            self.objects.pop(fid, None)
         self.objects.update(result.objects)
         for local, fid in result.links.items():
             self.links[robot, local] = fid
@@ -101,6 +104,36 @@ def test_latest_evidence_wins_and_older_evidence_is_provenance_only():
     np.testing.assert_allclose(f.sources["B"].center, [1, 1, 0.8])
 
 
+def test_a_robot_that_found_the_object_gone_wins_over_an_earlier_sighting():
+    fleet = Fleet()
+    fleet.push("A", [obj("a", "tray", [2, 2, 0.8], 10)])
+    fleet.push("B", [obj("b", "tray", [2, 2, 0.8], 15)])  # B saw it later, still there
+    gone = obj("a", "tray", [2, 2, 0.8], 10, present=False)  # A last saw it at 10 ...
+    events = [
+        ChangeEvent(ChangeKind.DISAPPEARED, "a", "tray", 20.0),  # ... and missed it at 20
+        ChangeEvent(ChangeKind.MOVED, "other", "mug", 30.0),
+    ]
+    r = fleet.push("A", [gone], absence_stamps(events))
+    assert [c.event.kind for c in r.changes] == [ChangeKind.DISAPPEARED]
+    assert r.changes[0].event.stamp == 20.0
+    (f,) = fleet.objects.values()
+    assert not f.obj.present and f.obj.last_seen == 15  # last seen by anyone: B at 15
+    r = fleet.push("B", [obj("b", "tray", [2, 2, 0.8], 18)])  # B at 18: older than 20
+    assert r.stale == 1 and not fleet.objects[f.id].obj.present
+
+
+def test_two_partial_views_merge_once_they_agree():
+    fleet = Fleet()
+    fleet.push("r1", [obj("a", "table", [0, 0, 0.4], 10, size=0.6)])
+    fleet.push("r2", [obj("b", "table", [1.5, 0, 0.4], 11, size=0.6)])  # too far: another
+    assert len(fleet.objects) == 2
+    r = fleet.push("r2", [obj("b", "table", [0.2, 0, 0.4], 12, size=1.2)])  # grew, moved
+    assert len(r.removed) == 1 and len(fleet.objects) == 1
+    (f,) = fleet.objects.values()
+    assert set(f.sources) == {"r1", "r2"} and f.id == "fleet_000000"
+    assert fleet.links["r2", "b"] == f.id
+
+
 def test_absence_and_state_follow_the_latest_robot():
     fleet = Fleet()
     fleet.push("A", [obj("a", "fridge", [0, 0, 1], 5, size=0.8, state="closed")])
@@ -135,7 +168,7 @@ class FlakyStore:
         self.down = False
         self.rows: dict[str, float] = {}
 
-    def push(self, robot_id, frame_id, objects):
+    def push(self, robot_id, frame_id, objects, stamps=None):
         from memory_node.core.storage import StoreUnavailable
 
         if self.down:

@@ -81,7 +81,7 @@ def test_an_older_schema_is_refused_until_migrated(store_url):
     with pytest.raises(SchemaMismatch, match="version 1, older than"):
         open_store(store_url)
     store = open_store(store_url, migrate=True)
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     store.push("r1", "map", random_objects(np.random.default_rng(1), 3, 1.0))
     assert len(store.changes()) == 3
     store.close()

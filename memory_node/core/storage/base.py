@@ -10,6 +10,7 @@ transaction that also records the new version):
    provenance, ``winner``), indexed on ``cell`` and ``seq``; ``robot_objects`` (each robot's
    pushed objects by (robot id, local id), linked to a fleet id).
 2. ``fleet_changes``: fleet-level change events with the robot that caused them.
+3. ``fleet_objects.merged_into``: the id a duplicate was merged into ('' for live objects).
 
 Writes (pushes, loads, migrations) are serialised by the backend's writer lock (an advisory
 transaction lock in PostgreSQL, ``BEGIN IMMEDIATE`` in SQLite), so concurrent pushes of several
@@ -23,7 +24,7 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ from memory_node.core.types import ChangeEvent, ChangeKind, InvalidInput, SceneO
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version this build reads and writes."""
 
 MIGRATIONS: dict[int, list[str]] = {
@@ -123,6 +124,10 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX fleet_changes_stamp ON fleet_changes (stamp)",
         "INSERT INTO fleet_meta (key, value) VALUES ('change_seq', '0')",
+    ],
+    3: [
+        # duplicates merged after the fact leave a tombstone, so readers drop them too
+        "ALTER TABLE fleet_objects ADD COLUMN merged_into TEXT NOT NULL DEFAULT ''",
     ],
 }
 
@@ -320,6 +325,7 @@ class FleetStore(abc.ABC):
                 "center": [float(v) for v in src.center],
                 "present": src.present,
                 "state": src.state,
+                "evidence": src.evidence,
             }
             for r, src in f.sources.items()
         }
@@ -361,6 +367,7 @@ class FleetStore(abc.ABC):
                 center=np.array(v["center"], np.float64),
                 present=bool(v["present"]),
                 state=v["state"],
+                evidence=float(v.get("evidence", v["last_seen"])),
             )
             for r, v in json.loads(sources).items()
         }
@@ -377,7 +384,10 @@ class FleetStore(abc.ABC):
         )  # fmt: skip
 
     def _select_fleet(self, where: str, params: Sequence[Any]) -> list[FleetObject]:
-        rows = self._execute(f"SELECT {_FLEET_COLUMNS} FROM fleet_objects WHERE {where}", params)
+        rows = self._execute(
+            f"SELECT {_FLEET_COLUMNS} FROM fleet_objects WHERE merged_into = '' AND ({where})",
+            params,
+        )
         return [self._fleet_object(r) for r in rows]
 
     def _fleet_by_ids(self, ids: Sequence[str]) -> list[FleetObject]:
@@ -396,13 +406,20 @@ class FleetStore(abc.ABC):
 
     # ------------------------------------------------------------------ writes
 
-    def push(self, robot_id: str, frame_id: str, objects: Sequence[SceneObject]) -> MergeResult:
+    def push(
+        self,
+        robot_id: str,
+        frame_id: str,
+        objects: Sequence[SceneObject],
+        stamps: Mapping[str, float] | None = None,
+    ) -> MergeResult:
         """Merge one robot's objects into the fleet memory, atomically.
 
         Args:
             robot_id: the pushing robot (e.g. its namespace).
             frame_id: the frame of the robot's map; must be the fleet's ``map_frame``.
             objects: the robot's long-term objects (local ids) that changed since its last push.
+            stamps: local id -> evidence time later than ``last_seen`` (objects found gone).
 
         Raises:
             FleetError: another map frame, an empty robot id, a malformed object (nothing
@@ -438,10 +455,9 @@ class FleetStore(abc.ABC):
                     )
                 )
             cells: set[int] = set()
-            for o in objects:
-                if o.id not in links:
-                    radius = search_radius(o, self.config)
-                    cells.update(cells_around(o.center, radius, self.config.cell_size_m))
+            for o in objects:  # candidates of unlinked objects, look-alikes of linked ones
+                radius = search_radius(o, self.config)
+                cells.update(cells_around(o.center, radius, self.config.cell_size_m))
             fleet = {f.id: f for f in self._fleet_by_ids(sorted(set(links.values())))}
             for f in self._fleet_in_cells(sorted(cells)):
                 fleet.setdefault(f.id, f)
@@ -451,7 +467,20 @@ class FleetStore(abc.ABC):
                 next_index += 1
                 return make_fleet_id(next_index - 1)
 
-            result = merge_push(robot_id, objects, links, fleet, self.config, new_id)
+            result = merge_push(robot_id, objects, links, fleet, self.config, new_id, stamps)
+            removed = {}
+            for drop, keep in result.removed.items():
+                while keep in result.removed:  # a chain of merges: the last one kept
+                    keep = result.removed[keep]
+                removed[drop] = keep
+            self._executemany(
+                "UPDATE fleet_objects SET merged_into = ?, seq = ? WHERE id = ?",
+                [(keep, seq, drop) for drop, keep in removed.items()],
+            )
+            self._executemany(
+                "UPDATE robot_objects SET fleet_id = ? WHERE fleet_id = ?",
+                [(keep, drop) for drop, keep in removed.items()],
+            )
             self._executemany(
                 f"INSERT INTO fleet_objects ({_FLEET_COLUMNS}) VALUES ({_placeholders(23)}) "
                 "ON CONFLICT (id) DO UPDATE SET "
@@ -549,6 +578,15 @@ class FleetStore(abc.ABC):
             seq = int(self._execute("SELECT value FROM fleet_meta WHERE key = 'seq'")[0][0])
             found = self._select_fleet("seq > ?", (int(since_seq),))
         return found, seq
+
+    def merged_since(self, since_seq: int) -> dict[str, str]:
+        """Fleet objects merged into another after ``since_seq``: dropped id -> kept id."""
+        with self._transaction(write=False):
+            rows = self._execute(
+                "SELECT id, merged_into FROM fleet_objects WHERE merged_into <> '' AND seq > ?",
+                (int(since_seq),),
+            )
+        return {str(a): str(b) for a, b in rows}
 
     def get(self, ids: Sequence[str]) -> list[FleetObject]:
         """Return the fleet objects with these global ids (unknown ids are left out)."""
