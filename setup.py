@@ -36,6 +36,7 @@ setup(
             "fleet_memory = memory_node.ros.fleet_memory_node:main",
             "fleet_demo = memory_node.fleet_demo:main",
             "memory_export = memory_node.tools.export:entry_point",
+            "memory_replay = memory_node.tools.replay:entry_point",
         ],
     },
 )

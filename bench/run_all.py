@@ -26,8 +26,9 @@ BENCHES = {
     "icl_segmentation": ["bench.icl_segmentation"],
     "accuracy": ["bench.bench_accuracy", "--episode", "tour_changes_tour"],
     "changes": ["bench.bench_changes"],  # held-out seeds 100-139
+    "replay": ["bench.bench_replay"],
 }
-QUICK = {"ingest": ["--quick"], "changes": ["--quick"]}
+QUICK = {"ingest": ["--quick"], "changes": ["--quick"], "replay": ["--frames", "60"]}
 
 
 def main() -> None:

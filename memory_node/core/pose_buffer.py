@@ -168,6 +168,11 @@ class PoseBuffer:
         """Return the number of samples held."""
         return len(self._stamps)
 
+    @property
+    def newest_stamp(self) -> float | None:
+        """Stamp of the newest sample, seconds (None when empty)."""
+        return self._stamps[-1] if self._stamps else None
+
     def clear(self) -> None:
         """Forget every sample (e.g. after a clock reset)."""
         self._stamps.clear()

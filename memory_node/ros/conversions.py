@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import Point, Pose, Vector3
+from geometry_msgs.msg import Point, Pose, PoseStamped, Vector3
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
@@ -383,6 +383,38 @@ def matrix_to_pose(T: np.ndarray) -> Pose:
     pose.orientation.x, pose.orientation.y = x / n, y / n
     pose.orientation.z, pose.orientation.w = z / n, w / n
     return pose
+
+
+def frame_to_messages(
+    frame: core.Frame,
+    stamp: float,
+    map_frame: str = "map",
+    camera_frame: str = "camera_optical_frame",
+    instances: bool = True,
+) -> list[tuple[str, object]]:
+    """(topic, message) pairs of one frame as a camera driver and a segmenter publish them.
+
+    Topics are the scene_memory node's input names: ``rgb/camera_info``, ``rgb/image``,
+    ``depth/image``, ``instance/image``, ``instance/labels`` (with ``instances`` and masks in
+    the frame) and ``camera/pose``; every header carries ``stamp`` (seconds).
+    """
+    t = sec_to_time(stamp)
+    header = Header(stamp=t, frame_id=camera_frame)
+    h, w = frame.depth.shape
+    pose = PoseStamped(
+        header=Header(stamp=t, frame_id=map_frame), pose=matrix_to_pose(frame.map_T_camera)
+    )
+    out: list[tuple[str, object]] = [
+        ("rgb/camera_info", camera_info_of(frame.K, w, h, header)),
+        ("rgb/image", rgb_to_image(frame.rgb, header)),
+        ("depth/image", depth_to_image(frame.depth, header)),
+    ]
+    if instances and frame.instance is not None:
+        out.append(("instance/image", instances_to_image(frame.instance, header)))
+        labels = labels_msg(frame.instance_labels or {}, frame.instance_states, header)
+        out.append(("instance/labels", labels))
+    out.append(("camera/pose", pose))
+    return out
 
 
 def labels_msg(

@@ -50,6 +50,10 @@ class PoseSource:
     def reset(self) -> None:
         """Forget buffered poses (none here)."""
 
+    def ready(self, stamp: float) -> bool:
+        """Tell whether a pose at ``stamp`` can be had without waiting for newer messages."""
+        return True
+
     def camera_pose(self, items: dict[str, Any], stamp: float) -> np.ndarray:
         """(4, 4) map_T_camera of a frame; raises InvalidInput when there is none."""
         pose: PoseStamped = items["pose"]
@@ -86,6 +90,12 @@ class BasePoseSource(PoseSource):
         """Forget the buffered poses (after the clock went backwards)."""
         with self._lock:
             self.buffer.clear()
+
+    def ready(self, stamp: float) -> bool:
+        """Tell whether a base pose at or after ``stamp`` arrived (interpolation can be done)."""
+        with self._lock:
+            newest = self.buffer.newest_stamp
+        return newest is not None and newest >= stamp
 
     def camera_pose(self, items: dict[str, Any], stamp: float) -> np.ndarray:
         """(4, 4) map_T_camera = map_T_base(stamp) @ base_T_camera."""

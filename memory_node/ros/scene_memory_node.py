@@ -446,6 +446,13 @@ class SceneMemoryNode(LifecycleNode):
             self._ingest(bundle)
 
     def _ingest(self, bundle: Bundle) -> None:
+        pose = self._pose
+        if pose is not None and not pose.ready(bundle.stamp):
+            # the base pose after the image stamp makes interpolation possible: wait for it a
+            # little (max_age_s); past that the newest pose is held or the frame refused
+            deadline = time.monotonic() + self.node_config.pose.max_age_s
+            while self._running and not pose.ready(bundle.stamp) and time.monotonic() < deadline:
+                time.sleep(0.002)
         try:
             frame = self._bundle_to_frame(bundle)
             with self._lock:

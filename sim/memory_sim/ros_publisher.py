@@ -33,7 +33,6 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header
 
 from memory_interfaces.msg import InstanceLabels
 from memory_node.core.config import ParamSpec, flatten, param
@@ -118,6 +117,14 @@ class SimPublisher(Node):
         self.pub_pose = self.create_publisher(PoseStamped, "camera/pose", sensor)
         self.pub_instance = self.create_publisher(Image, "instance/image", sensor)
         self.pub_labels = self.create_publisher(InstanceLabels, "instance/labels", sensor)
+        self.publishers_by_topic = {
+            "rgb/image": self.pub_rgb,
+            "depth/image": self.pub_depth,
+            "rgb/camera_info": self.pub_info,
+            "camera/pose": self.pub_pose,
+            "instance/image": self.pub_instance,
+            "instance/labels": self.pub_labels,
+        }
         self.pub_clock = self.create_publisher(
             Clock, "/clock", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         )
@@ -186,21 +193,17 @@ class SimPublisher(Node):
                 f"frame at {stamp:.3f} s not published: non-finite pose or stamp"
             )
             return
-        t = conv.sec_to_time(stamp)
-        pose = PoseStamped(header=Header(stamp=t, frame_id=self.config.map_frame_id))
-        pose.pose = conv.matrix_to_pose(frame.map_T_camera)
         if self.config.publish_clock:
-            self.pub_clock.publish(Clock(clock=t))
-        header = Header(stamp=t, frame_id=self.config.camera_frame_id)
-        h, w = frame.depth.shape
-        self.pub_info.publish(conv.camera_info_of(frame.K, w, h, header))
-        self.pub_rgb.publish(conv.rgb_to_image(frame.rgb, header))
-        self.pub_depth.publish(conv.depth_to_image(frame.depth, header))
-        if self.config.publish_instances and frame.instance is not None:
-            self.pub_instance.publish(conv.instances_to_image(frame.instance, header))
-            labels = frame.instance_labels or {}
-            self.pub_labels.publish(conv.labels_msg(labels, frame.instance_states, header))
-        self.pub_pose.publish(pose)
+            self.pub_clock.publish(Clock(clock=conv.sec_to_time(stamp)))
+        messages = conv.frame_to_messages(
+            frame,
+            stamp,
+            self.config.map_frame_id,
+            self.config.camera_frame_id,
+            self.config.publish_instances,
+        )
+        for topic, msg in messages:
+            self.publishers_by_topic[topic].publish(msg)
         self.frames_published += 1
 
     def destroy_node(self) -> None:
