@@ -19,6 +19,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/episodes", glob("sim/episodes/*.yaml")),
         (f"share/{PACKAGE}/docs", ["docs/export-schema.json"]),
+        (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

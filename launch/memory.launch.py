@@ -3,7 +3,7 @@
 Arguments: namespace, use_sim_time, params_file (one file may hold both nodes' sections; the
 default is the package's config/scene_memory.yaml + config/policy_memory.yaml), log_level,
 autostart (configure and activate the lifecycle nodes at start-up), with_sim (also start the
-built-in simulator publisher).
+built-in simulator publisher), rviz (also start RViz2 with the package's rviz/memory.rviz).
 """
 
 import os
@@ -78,6 +78,20 @@ def generate_launch_description() -> LaunchDescription:
                 parameters=[os.path.join(share, "config", "sim_publisher.yaml")],
                 condition=IfCondition(LaunchConfiguration("with_sim")),
                 **common,
+            ),
+            DeclareLaunchArgument(
+                "rviz",
+                default_value="false",
+                description="Also start RViz2 showing the memory (rviz/memory.rviz).",
+            ),
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                arguments=["-d", os.path.join(share, "rviz", "memory.rviz")],
+                parameters=[{"use_sim_time": use_sim_time}],
+                condition=IfCondition(LaunchConfiguration("rviz")),
+                output="screen",
             ),
         ]
     )
