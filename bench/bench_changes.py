@@ -15,7 +15,7 @@ Usage::
 
     python -m bench.bench_changes                      # held-out seeds 100-139
     python -m bench.bench_changes --seeds 0-19         # training seeds
-    python -m bench.bench_changes --quick              # training seeds 0-9, a few minutes
+    python -m bench.bench_changes --quick              # training seeds 0-4, one per style
     python -m bench.bench_changes --seeds 0-4 --styles all   # each seed in every style
     python -m bench.bench_changes --write-episodes output/episodes/changes --seeds 100
 
@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"seeds, e.g. {TRAINING} (training) or {HELD_OUT} (held out, default)",
     )
-    p.add_argument("--quick", action="store_true", help="training seeds 0-9 (unless --seeds)")
+    p.add_argument(
+        "--quick", action="store_true", help="training seeds 0-4, one per style (unless --seeds)"
+    )
     p.add_argument(
         "--styles",
         nargs="+",
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from memory_sim.change_episodes import HELD_OUT_SEEDS, STYLE_NAMES, make_change_episode
 
-    seeds = args.seeds or (parse_seeds("0-9") if args.quick else list(HELD_OUT_SEEDS))
+    seeds = args.seeds or (parse_seeds("0-4") if args.quick else list(HELD_OUT_SEEDS))
     if args.styles == ["seed"]:
         styles: list[str | None] = [None]
     elif args.styles == ["all"]:
