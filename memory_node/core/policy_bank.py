@@ -60,6 +60,8 @@ CHECKPOINT_VERSION = 1
 MAX_TIMESTEP = 2**24
 #: Config fields that change the shape or meaning of the weights; stored in checkpoints.
 ARCHITECTURE_FIELDS = ("dim", "num_heads", "num_layers", "ffn_dim", "timestep_base")
+#: Compute precisions selectable with ``PolicyBankConfig.dtype``.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class CheckpointError(ValueError):
@@ -111,12 +113,22 @@ class PolicyBankConfig:
         10000.0, "Base period of the sinusoidal timestep encoding, in steps.", min_value=1.0
     )
     checkpoint_path: str = param("", "Weights file (save_checkpoint); empty = seeded random init.")
-    device: str = param("cpu", "Torch device, e.g. 'cpu' or 'cuda:0'.")
+    device: str = param(
+        "auto",
+        "Torch device: 'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N'. An "
+        "unavailable device falls back to CPU with a warning.",
+    )
+    dtype: str = param(
+        "float32",
+        "Compute precision of the step on CUDA; the CPU always computes in float32 (a half "
+        "precision asked for on the CPU falls back to float32 with a warning).",
+        choices=("float32", "bfloat16", "float16"),
+    )
     seed: int = param(0, "Seed of the random initialisation.", min_value=0, max_value=2**31 - 1)
     num_threads: int = param(
-        1,
-        "torch intra-op threads of the process running the bank (0 = torch's default). One "
-        "thread is fastest on a small, shared CPU; raise it on a quiet many-core machine.",
+        0,
+        "torch intra-op threads of the process running the bank; 0 = the CPU cores available to "
+        "the process (its affinity mask).",
         min_value=0,
         max_value=256,
     )
@@ -131,6 +143,57 @@ class PolicyBankConfig:
             raise ValueError("capacity, num_layers, ffn_dim and max_tokens must be >= 1")
         if self.consolidation not in ("merge", "fifo"):
             raise ValueError(f"consolidation={self.consolidation!r} is not 'merge' or 'fifo'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} is not one of {sorted(DTYPES)}")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; all cores where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(num_threads: int) -> int:
+    """Intra-op threads to use: ``num_threads``, or the cores available when it is 0."""
+    return num_threads if num_threads > 0 else available_cores()
+
+
+def resolve_device(requested: str) -> torch.device:
+    """Return the torch device for ``requested`` ('auto', 'cpu', 'cuda', 'cuda:N').
+
+    'auto' picks CUDA when it is available. A device that is not available (or not a device)
+    falls back to the CPU with a warning, never an error.
+    """
+    name = requested.strip().lower() or "auto"
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        _LOG.warning("device %r is not a torch device name: using the CPU", requested)
+        return torch.device("cpu")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            _LOG.warning("device %r is not available here: using the CPU", requested)
+            return torch.device("cpu")
+    elif device.type != "cpu":
+        _LOG.warning("device %r is not supported by the policy bank: using the CPU", requested)
+        return torch.device("cpu")
+    return device
+
+
+def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
+    """Return the compute dtype: float32 on the CPU (half precision falls back, warned)."""
+    dtype = DTYPES[requested]
+    if dtype != torch.float32 and device.type != "cuda":
+        _LOG.warning(
+            "dtype %s is only used on CUDA: computing in float32 on %s", requested, device
+        )
+        return torch.float32
+    return dtype
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,7 +278,7 @@ def adjacent_similarity(entries: Tensor) -> Tensor:
     Returns:
         (B, n - 1): similarity of entries i and i + 1.
     """
-    flat = entries.flatten(2)
+    flat = entries.flatten(2).float()
     return functional.cosine_similarity(flat[:, :-1], flat[:, 1:], dim=-1, eps=1e-8)
 
 
@@ -251,6 +314,12 @@ def merge_most_similar_adjacent(
     return merged, pair
 
 
+def split_heads(tokens: Tensor, num_heads: int) -> Tensor:
+    """View (B, K, D) tokens as (B, heads, K, D / heads), without copying."""
+    batch, length, dim = tokens.shape
+    return tokens.reshape(batch, length, num_heads, dim // num_heads).transpose(1, 2)
+
+
 class CrossAttentionLayer(nn.Module):
     """One retrieval layer: multi-head cross-attention then a feed-forward block (post-norm)."""
 
@@ -266,24 +335,19 @@ class CrossAttentionLayer(nn.Module):
         self.norm_ffn = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor, keys: Tensor, values: Tensor) -> Tensor:
-        """Attend from ``x`` to projected memory.
+        """Attend from ``x`` to projected memory (fused attention kernel).
 
         Args:
             x: (B, Q, D) queries (current tokens or the previous layer's output).
-            keys: (B, K, D) already-projected keys.
-            values: (B, K, D) already-projected values.
+            keys: (B, heads, K, D / heads) already-projected keys, split into heads.
+            values: (B, heads, K, D / heads) already-projected values, likewise.
 
         Returns:
             (B, Q, D).
         """
         batch, queries, dim = x.shape
-        heads = self.num_heads
-
-        def split(t: Tensor) -> Tensor:
-            return t.reshape(batch, -1, heads, dim // heads).transpose(1, 2)
-
         attended = functional.scaled_dot_product_attention(
-            split(self.query(x)), split(keys), split(values)
+            split_heads(self.query(x), self.num_heads), keys, values
         )
         attended = attended.transpose(1, 2).reshape(batch, queries, dim)
         x = self.norm_attention(x + self.out(attended))
@@ -298,6 +362,7 @@ class MemoryStream(nn.Module):
     ) -> None:
         super().__init__()
         self.dim = dim
+        self.num_heads = num_heads
         self.timestep_base = timestep_base
         self.layers = nn.ModuleList(
             CrossAttentionLayer(dim, num_heads, ffn_dim) for _ in range(num_layers)
@@ -310,9 +375,13 @@ class MemoryStream(nn.Module):
         return [cast(CrossAttentionLayer, layer) for layer in self.layers]
 
     def time_term(self, layer: CrossAttentionLayer, timesteps: Tensor) -> Tensor:
-        """Key contribution ``W_k TE(t)`` of timesteps (...) for one layer; returns (..., D)."""
-        encoding = timestep_encoding(timesteps, self.dim, self.timestep_base)
-        return functional.linear(encoding, layer.key.weight)
+        """Key contribution ``W_k TE(t)`` of timesteps (...) for one layer; returns (..., D).
+
+        The encoding is computed in float32 (timesteps up to 2**24), then cast to the weights'
+        dtype.
+        """
+        encoding = timestep_encoding(timesteps.float(), self.dim, self.timestep_base)
+        return functional.linear(encoding.to(layer.key.weight.dtype), layer.key.weight)
 
     def project(self, entries: Tensor, timesteps: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Per-layer keys ``W_k (m + TE(t)) + b`` and values ``W_v m + b``.
@@ -337,9 +406,25 @@ class MemoryStream(nn.Module):
             keys, values = bank.keys, bank.values
         else:
             keys, values = self.project(bank.entries, bank.timesteps)
+        memory = [
+            (
+                split_heads(k.flatten(1, 2), self.num_heads),
+                split_heads(v.flatten(1, 2), self.num_heads),
+            )
+            for k, v in zip(keys, values, strict=True)
+        ]
+        return self.attend(x, memory)
+
+    def attend(self, x: Tensor, memory: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
+        """Run the retrieval layers from queries x (B, Q, D); returns (B, Q, D).
+
+        Args:
+            x: (B, Q, D) queries.
+            memory: per layer, (B, heads, K, D / heads) keys and values.
+        """
         h = x
-        for layer, k, v in zip(self.retrieval_layers, keys, values, strict=True):
-            h = layer(h, k.flatten(1, 2), v.flatten(1, 2))
+        for layer, (keys, values) in zip(self.retrieval_layers, memory, strict=True):
+            h = layer(h, keys, values)
         return h
 
     def fuse(self, x: Tensor, memory: Tensor) -> Tensor:
@@ -533,21 +618,28 @@ def load_checkpoint(module: PerceptualCognitiveMemory, path: str | Path) -> None
         raise CheckpointError(f"{str(path)!r} has mismatching weights: {err}") from err
 
 
-def build_module(config: PolicyBankConfig) -> PerceptualCognitiveMemory:
-    """Make the module on ``config.device``: checkpoint weights, or a seeded random init.
+def build_module(
+    config: PolicyBankConfig,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> PerceptualCognitiveMemory:
+    """Make the module: checkpoint weights, or a seeded random init, in eval mode.
+
+    Args:
+        config: the bank's configuration.
+        device: where to put it; None = ``resolve_device(config.device)``.
+        dtype: parameter dtype (float32 unless a half precision runs on CUDA).
 
     Does not disturb the global torch random state.
     """
     config.validate()
-    device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {config.device!r} requested but CUDA is not available")
+    device = resolve_device(config.device) if device is None else device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         module = PerceptualCognitiveMemory(config)
     if config.checkpoint_path:
         load_checkpoint(module, config.checkpoint_path)
-    return module.to(device).eval()
+    return module.to(device=device, dtype=dtype).eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,26 +651,37 @@ class EpisodeStream:
     """One stream's bank of a single episode, updated in place (inference only).
 
     Same semantics as :meth:`PerceptualCognitiveMemory.forward` with B = 1 and cached
-    projections, without its copies: entries live in ``capacity + 1`` preallocated slots kept
+    projections, without its copies. Entries live in ``capacity + 1`` preallocated slots kept
     contiguous (``[0, size)``); ``order`` lists the slots oldest first (attention does not depend
     on slot order, consolidation does) and ``similarity[i]`` caches the cosine similarity of the
     entries at ``order[i]`` and ``order[i + 1]``.
+
+    Each layer's keys and values are cached head-major, ``(heads, slots, N, D / heads)``: the
+    first ``size`` slots of a head are one contiguous (size * N, D / heads) matrix, which is the
+    layout the fused attention kernel reads fastest. Nothing stored is projected again: a step
+    projects only its new entry, a merge averages the two cached projections (exact, projection
+    being linear) and corrects the merged entry's timestep term once.
     """
 
     def __init__(
-        self, stream: MemoryStream, config: PolicyBankConfig, num_tokens: int, device: torch.device
+        self,
+        stream: MemoryStream,
+        config: PolicyBankConfig,
+        num_tokens: int,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         self.stream = stream
         self.config = config
-        slots, dim = config.capacity + 1, config.dim
+        slots, dim, heads = config.capacity + 1, config.dim, config.num_heads
         layers = len(stream.retrieval_layers)
 
-        def buffer() -> Tensor:
-            return torch.zeros(slots, num_tokens, dim, device=device)
+        def cache() -> Tensor:
+            return torch.zeros(heads, slots, num_tokens, dim // heads, device=device, dtype=dtype)
 
-        self.entries = buffer()
-        self.keys = [buffer() for _ in range(layers)]
-        self.values = [buffer() for _ in range(layers)]
+        self.entries = torch.zeros(slots, num_tokens, dim, device=device, dtype=dtype)
+        self.keys = [cache() for _ in range(layers)]
+        self.values = [cache() for _ in range(layers)]
         self.timesteps = torch.zeros(slots, device=device)
         self.order: list[int] = []
         self.similarity: list[float] = []
@@ -593,37 +696,50 @@ class EpisodeStream:
         """Tokens per entry."""
         return int(self.entries.shape[1])
 
-    def view(self) -> StreamBank:
-        """Return the entries as a batch-of-one bank, in slot order, without copying."""
+    def memory(self) -> list[tuple[Tensor, Tensor]]:
+        """Per layer, (1, heads, size * N, D / heads) views of the cached keys and values."""
         n = self.size
-        return StreamBank(
-            entries=self.entries[:n].unsqueeze(0),
-            timesteps=self.timesteps[:n].unsqueeze(0),
-            keys=[k[:n].unsqueeze(0) for k in self.keys],
-            values=[v[:n].unsqueeze(0) for v in self.values],
-        )
+        return [
+            (k[:, :n].flatten(1, 2).unsqueeze(0), v[:, :n].flatten(1, 2).unsqueeze(0))
+            for k, v in zip(self.keys, self.values, strict=True)
+        ]
+
+    def read(self, x: Tensor) -> Tensor:
+        """Fused tokens for queries x (1, Q, D): x itself while the bank is empty."""
+        if not self.order:
+            return x
+        return self.stream.fuse(x, self.stream.attend(x, self.memory()))
 
     def ordered(self) -> tuple[Tensor, Tensor]:
-        """Return copies of the entries (n, N, D) and timesteps (n,), oldest first."""
+        """Return float32 copies of the entries (n, N, D) and timesteps (n,), oldest first."""
         index = torch.tensor(self.order, dtype=torch.long, device=self.entries.device)
-        return self.entries[index].clone(), self.timesteps[index].clone()
+        return self.entries[index].float(), self.timesteps[index].clone()
 
     def _cosine(self, a: int, b: int) -> float:
         return float(
             functional.cosine_similarity(
-                self.entries[a].flatten(), self.entries[b].flatten(), dim=0, eps=1e-8
+                self.entries[a].flatten().float(),
+                self.entries[b].flatten().float(),
+                dim=0,
+                eps=1e-8,
             )
         )
+
+    def _heads(self, projected: Tensor) -> Tensor:
+        """(N, D) projection as (heads, N, D / heads), a view."""
+        return projected.unflatten(-1, (self.config.num_heads, -1)).transpose(0, 1)
 
     def append(self, tokens: Tensor, timestep: float) -> None:
         """Store tokens (N, D) at ``timestep`` and consolidate down to capacity."""
         slot = self.size
         self.entries[slot] = tokens
         self.timesteps[slot] = timestep
-        t = self.timesteps[slot : slot + 1].unsqueeze(0)  # (1, 1)
-        keys, values = self.stream.project(tokens[None, None], t)
-        for cache, new in zip(self.keys + self.values, keys + values, strict=True):
-            cache[slot] = new[0, 0]
+        for layer, keys, values in zip(
+            self.stream.retrieval_layers, self.keys, self.values, strict=True
+        ):
+            time_term = self.stream.time_term(layer, self.timesteps[slot])
+            keys[:, slot] = self._heads(layer.key(tokens) + time_term)
+            values[:, slot] = self._heads(layer.value(tokens))
         if self.order:
             self.similarity.append(self._cosine(self.order[-1], slot))
         self.order.append(slot)
@@ -644,10 +760,10 @@ class EpisodeStream:
             correction = self.stream.time_term(layer, self.timesteps[a]) - (
                 self.stream.time_term(layer, old_t).mean(dim=0)
             )
-            keys[a] = 0.5 * (keys[a] + keys[b])
-            keys[a] += correction
+            keys[:, a] = 0.5 * (keys[:, a] + keys[:, b])
+            keys[:, a] += correction.unflatten(-1, (self.config.num_heads, 1, -1))
         for values in self.values:
-            values[a] = 0.5 * (values[a] + values[b])
+            values[:, a] = 0.5 * (values[:, a] + values[:, b])
         del self.order[pair + 1]
         del self.similarity[pair]
         if pair > 0:
@@ -660,8 +776,10 @@ class EpisodeStream:
         """Release a slot no longer in ``order`` by moving the last slot's entry into it."""
         last = self.size  # slots [0, size] are in use, slot ``slot`` is not
         if slot != last:
-            for t in [self.entries, self.timesteps, *self.keys, *self.values]:
-                t[slot] = t[last]
+            self.entries[slot] = self.entries[last]
+            self.timesteps[slot] = self.timesteps[last]
+            for cache in self.keys + self.values:
+                cache[:, slot] = cache[:, last]
             self.order[self.order.index(last)] = slot
 
 
@@ -682,6 +800,18 @@ class PolicyStepResult:
     episode_reset: bool = False
 
 
+def _numpy_copy(tensor: Tensor, source: np.ndarray) -> np.ndarray:
+    """Return ``tensor`` as float32 numpy sharing memory with neither the bank nor ``source``.
+
+    One copy at most: a fresh CPU float32 tensor is handed over as it is.
+    """
+    out = tensor.detach().to("cpu", torch.float32)
+    array = out.numpy()
+    if np.shares_memory(array, source) or out.untyped_storage().nbytes() != array.nbytes:
+        return array.copy()  # the input passed through, or a view into a larger tensor
+    return array
+
+
 class PolicyMemory:
     """The memory bank of one running episode, numpy in and out.
 
@@ -690,10 +820,14 @@ class PolicyMemory:
 
     def __init__(self, config: PolicyBankConfig) -> None:
         self.config = dataclasses.replace(config)
-        if self.config.num_threads > 0:
-            torch.set_num_threads(self.config.num_threads)
-        self.module = build_module(self.config)
-        self.device = torch.device(self.config.device)
+        self.config.validate()
+        #: torch intra-op threads set for this process (``num_threads``; 0 = cores available).
+        self.num_threads = resolve_threads(self.config.num_threads)
+        torch.set_num_threads(self.num_threads)
+        #: Where the bank computes, and in which precision (float32 except half on CUDA).
+        self.device = resolve_device(self.config.device)
+        self.dtype = resolve_dtype(self.config.dtype, self.device)
+        self.module = build_module(self.config, self.device, self.dtype)
         #: True: in-place single-episode banks (fast); False: the batched module's functional
         #: path with B = 1 (reference implementation, also used by the benchmark).
         self.in_place = True
@@ -743,12 +877,7 @@ class PolicyMemory:
             "cognitive": c[:, 0],
             "cognitive_timesteps": ct,
         }
-        return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in arrays.items()}
-
-    def _current_state(self) -> BankState | None:
-        if self._banks is not None:
-            return BankState(self._banks[0].view(), self._banks[1].view())
-        return self._state
+        return {k: v.detach().float().cpu().numpy().copy() for k, v in arrays.items()}
 
     def step(
         self, timestep: int, perceptual: np.ndarray, cognitive: np.ndarray, write: bool
@@ -762,6 +891,9 @@ class PolicyMemory:
             cognitive: (dim,) float array, finite.
             (Every value of both within ``max_abs_token`` in magnitude.)
             write: store this step (and consolidate at capacity).
+
+        Returns:
+            The fused tokens as new float32 arrays (never views of the inputs or of the bank).
 
         Raises:
             InvalidInput: bad shapes, dim != config.dim, num_tokens out of range or changed
@@ -781,39 +913,46 @@ class PolicyMemory:
             self.reset()
             episode_reset = True
         with torch.inference_mode():
-            x_p = torch.from_numpy(p).to(self.device).unsqueeze(0)
-            x_c = torch.from_numpy(c).to(self.device).unsqueeze(0)
+            x_p = torch.from_numpy(p).to(self.device, self.dtype).unsqueeze(0)  # (1, N, D)
+            x_c = torch.from_numpy(c).to(self.device, self.dtype).reshape(1, 1, -1)  # (1, 1, D)
             if self.in_place:
-                fused_p, fused_c = self.module.read(x_p, x_c.unsqueeze(1), self._current_state())
-                fused_c = fused_c.squeeze(1)
-                if write:
-                    self._write_in_place(x_p, x_c, fused_p, fused_c, float(timestep))
+                fused_p, fused_c = self._step_in_place(x_p, x_c, float(timestep), write)
             else:
                 t = torch.tensor([float(timestep)], device=self.device)
-                fused_p, fused_c, state = self.module(x_p, x_c, t, self._state, write)
+                fused_p, fused_c, state = self.module(x_p, x_c[:, 0], t, self._state, write)
                 if write:
                     self._state = state
+            perceptual_fused = _numpy_copy(fused_p[0], source=p)
+            cognitive_fused = _numpy_copy(fused_c.reshape(-1), source=c)
         if write:
             self._last_written_timestep = int(timestep)
         return PolicyStepResult(
-            perceptual_fused=fused_p[0].cpu().numpy().astype(np.float32, copy=True),
-            cognitive_fused=fused_c[0].cpu().numpy().astype(np.float32, copy=True),
+            perceptual_fused=perceptual_fused,
+            cognitive_fused=cognitive_fused,
             bank_size=self.bank_size,
             episode_reset=episode_reset,
         )
 
-    def _write_in_place(
-        self, x_p: Tensor, x_c: Tensor, fused_p: Tensor, fused_c: Tensor, timestep: float
-    ) -> None:
-        """Store one step (tensors of batch 1) in the in-place banks."""
+    def _step_in_place(
+        self, x_p: Tensor, x_c: Tensor, timestep: float, write: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Read (and write) the in-place banks; x_p (1, N, D), x_c (1, 1, D), same shapes out."""
         if self._banks is None:
+            if not write:
+                return x_p, x_c
             self._banks = (
-                EpisodeStream(self.module.perceptual, self.config, x_p.shape[1], self.device),
-                EpisodeStream(self.module.cognitive, self.config, 1, self.device),
+                EpisodeStream(
+                    self.module.perceptual, self.config, x_p.shape[1], self.device, self.dtype
+                ),
+                EpisodeStream(self.module.cognitive, self.config, 1, self.device, self.dtype),
             )
-        stored_p, stored_c = (fused_p, fused_c) if self.config.store_fused else (x_p, x_c)
-        self._banks[0].append(stored_p[0], timestep)
-        self._banks[1].append(stored_c, timestep)
+        perceptual, cognitive = self._banks
+        fused_p, fused_c = perceptual.read(x_p), cognitive.read(x_c)
+        if write:
+            stored_p, stored_c = (fused_p, fused_c) if self.config.store_fused else (x_p, x_c)
+            perceptual.append(stored_p[0], timestep)
+            cognitive.append(stored_c[0], timestep)
+        return fused_p, fused_c
 
     def _validate(
         self, timestep: int, perceptual: np.ndarray, cognitive: np.ndarray, new_episode: bool

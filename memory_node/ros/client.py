@@ -5,7 +5,6 @@ It owns a node spun by a background executor, so calls block the caller, never a
 
 from __future__ import annotations
 
-import array
 import threading
 from typing import Any
 
@@ -24,7 +23,7 @@ from memory_interfaces.srv import (
     QueryObjects,
     SaveMemory,
 )
-from memory_node.ros.conversions import sec_to_time
+from memory_node.ros.conversions import sec_to_time, tokens_to_field
 
 
 class MemoryClient:
@@ -99,13 +98,12 @@ class MemoryClient:
         self, timestep: int, perceptual: np.ndarray, cognitive: np.ndarray, write: bool = True
     ) -> PolicyMemoryStep.Response:
         """Call ``policy_memory/step`` with (num_tokens, dim) and (dim,) float32 arrays."""
-        p = np.ascontiguousarray(perceptual, np.float32)
-        c = np.ascontiguousarray(cognitive, np.float32)
+        p = np.asarray(perceptual)
         req = PolicyMemoryStep.Request(
             timestep=int(timestep), num_tokens=p.shape[0], dim=p.shape[1], write=write
         )
-        req.perceptual = array.array("f", p.tobytes())
-        req.cognitive = array.array("f", c.tobytes())
+        req.perceptual = tokens_to_field(p)
+        req.cognitive = tokens_to_field(cognitive)
         return self.call(PolicyMemoryStep, "policy_memory/step", req)
 
     def policy_reset(self) -> Trigger.Response:

@@ -474,3 +474,23 @@ def frame_of(
                 if st
             }
     return frame
+
+
+# --- policy-step tokens (float32[] fields) ----------------------------------------------------
+
+
+def tokens_to_field(tokens: np.ndarray) -> array.array:
+    """Value for a float32[] field: the tokens' bytes copied once into an ``array('f')``.
+
+    rclpy serialises an ``array('f')`` with one memcpy; a numpy array or a list would be
+    converted float by float (milliseconds per 100k floats).
+    """
+    flat = np.ascontiguousarray(tokens, dtype=np.float32)
+    field = array.array("f")
+    field.frombytes(memoryview(flat).cast("B"))
+    return field
+
+
+def field_to_tokens(field: array.array, shape: tuple[int, ...]) -> np.ndarray:
+    """Return a float32 view of a float32[] field with ``shape`` (no copy; sizes checked first)."""
+    return np.frombuffer(field, dtype=np.float32).reshape(shape)

@@ -13,11 +13,9 @@ Concurrency: both services share one mutually-exclusive callback group, so steps
 
 from __future__ import annotations
 
-import array
 import threading
 import traceback
 
-import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -28,6 +26,7 @@ from memory_interfaces.srv import PolicyMemoryStep
 from memory_node.core.config import flatten
 from memory_node.core.policy_bank import PolicyBankConfig, PolicyMemory
 from memory_node.core.types import InvalidInput
+from memory_node.ros.conversions import field_to_tokens, tokens_to_field
 from memory_node.ros.lifecycle_guard import refuse_invalid_transitions
 from memory_node.ros.params import declare_config, reject_runtime_changes
 
@@ -63,10 +62,11 @@ class PolicyMemoryNode(LifecycleNode):
         except Exception as err:
             self.get_logger().error(f"cannot build the policy memory: {err}")
             return TransitionCallbackReturn.FAILURE
-        cfg = self._config
+        cfg, memory = self._config, self._memory
         self.get_logger().info(
             f"policy memory ready: dim={cfg.dim} capacity={cfg.capacity} "
-            f"checkpoint={cfg.checkpoint_path or '(random init)'}"
+            f"device={memory.device} dtype={str(memory.dtype).removeprefix('torch.')} "
+            f"threads={memory.num_threads} checkpoint={cfg.checkpoint_path or '(random init)'}"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -109,8 +109,8 @@ class PolicyMemoryNode(LifecycleNode):
         if res.message:
             res.bank_size = memory.bank_size
             return res
-        perceptual = np.frombuffer(req.perceptual, dtype=np.float32).reshape(n, d)
-        cognitive = np.frombuffer(req.cognitive, dtype=np.float32)
+        perceptual = field_to_tokens(req.perceptual, (n, d))  # views of the request: no copy
+        cognitive = field_to_tokens(req.cognitive, (d,))
         with self._lock:
             try:
                 out = memory.step(int(req.timestep), perceptual, cognitive, bool(req.write))
@@ -124,12 +124,8 @@ class PolicyMemoryNode(LifecycleNode):
                 res.bank_size = memory.bank_size
                 return res
         res.success = True
-        res.perceptual_fused = array.array(
-            "f", np.ascontiguousarray(out.perceptual_fused, np.float32).tobytes()
-        )
-        res.cognitive_fused = array.array(
-            "f", np.ascontiguousarray(out.cognitive_fused, np.float32).tobytes()
-        )
+        res.perceptual_fused = tokens_to_field(out.perceptual_fused)
+        res.cognitive_fused = tokens_to_field(out.cognitive_fused)
         res.bank_size = int(out.bank_size)
         return res
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ from memory_node.core.policy_bank import (
 )
 from memory_node.core.types import InvalidInput
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available here")
+DEVICES = ["cpu", pytest.param("cuda", marks=NO_CUDA)]
 
 
 def small_config(**overrides: object) -> PolicyBankConfig:
@@ -229,6 +231,31 @@ def test_in_place_cached_and_recomputed_paths_agree(device: str, consolidation: 
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("write", [True, False])
+def test_a_step_projects_only_its_new_entry(device: str, write: bool) -> None:
+    # Stored entries' keys/values are cached when written: a step at full capacity (with a
+    # merge) projects one (N, D) entry per layer and stream when it writes, nothing when not.
+    mem = PolicyMemory(small_config(device=device, capacity=3))
+    rng = np.random.default_rng(17)
+    for t in range(5):
+        mem.step(t, *tokens(rng), write=True)
+    projected: list[tuple[int, ...]] = []
+    hooks = [
+        linear.register_forward_hook(lambda _m, args, _o: projected.append(tuple(args[0].shape)))
+        for stream in (mem.module.perceptual, mem.module.cognitive)
+        for layer in stream.retrieval_layers
+        for linear in (layer.key, layer.value)
+    ]
+    try:
+        assert mem.step(5, *tokens(rng), write=write).bank_size == 3
+    finally:
+        for hook in hooks:
+            hook.remove()
+    expected = [(4, 8)] * 4 + [(1, 8)] * 4 if write else []
+    assert sorted(projected, reverse=True) == expected
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_batched_module_equals_single_episodes(device: str) -> None:
     cfg = small_config(device=device, capacity=3)
     torch.manual_seed(0)
@@ -302,11 +329,12 @@ def bad_inputs() -> list:
     ]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("timestep", "perceptual", "cognitive", "reason"), bad_inputs())
 def test_bad_input_raises_and_leaves_bank_unchanged(
-    timestep: object, perceptual: object, cognitive: object, reason: str
+    timestep: object, perceptual: object, cognitive: object, reason: str, device: str
 ) -> None:
-    mem = PolicyMemory(small_config())
+    mem = PolicyMemory(small_config(device=device))
     rng = np.random.default_rng(11)
     for t in range(2):
         mem.step(t, *tokens(rng), write=True)
@@ -319,7 +347,7 @@ def test_bad_input_raises_and_leaves_bank_unchanged(
         np.testing.assert_array_equal(a, b)
     # The episode goes on as if the bad request never came.
     follow = tokens(rng)
-    reference = PolicyMemory(small_config())
+    reference = PolicyMemory(small_config(device=device))
     rng_ref = np.random.default_rng(11)
     for t in range(2):
         reference.step(t, *tokens(rng_ref), write=True)
@@ -382,9 +410,65 @@ def test_config_is_flat_parameters_with_choices() -> None:
 def test_inconsistent_config_is_refused() -> None:
     with pytest.raises(ValueError, match="num_heads"):
         PolicyMemory(small_config(dim=10, num_heads=4))
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            PolicyMemory(small_config(device="cuda"))
+    with pytest.raises(ValueError, match="dtype"):
+        PolicyMemory(small_config(dtype="float64"))
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", "xpu", "no-such-device"])
+def test_unavailable_device_falls_back_to_cpu_with_a_warning(
+    device: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    restore_threads: None,
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a CPU-only robot
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with caplog.at_level(logging.WARNING, logger="memory_node.core.policy_bank"):
+        mem = PolicyMemory(small_config(device=device))
+    assert mem.device == torch.device("cpu")
+    assert "using the CPU" in caplog.text and device in caplog.text
+    assert next(mem.module.parameters()).device == torch.device("cpu")
+    rng = np.random.default_rng(15)
+    assert mem.step(0, *tokens(rng), write=True).bank_size == 1
+
+
+def test_auto_device_and_default_threads(restore_threads: None) -> None:
+    mem = PolicyMemory(small_config())
+    assert PolicyBankConfig().device == "auto" and PolicyBankConfig().num_threads == 0
+    assert mem.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    cores = len(os.sched_getaffinity(0))
+    assert mem.num_threads == cores and torch.get_num_threads() == cores
+    assert PolicyMemory(small_config(num_threads=1)).num_threads == torch.get_num_threads() == 1
+
+
+def test_half_precision_on_cpu_falls_back_to_float32(
+    caplog: pytest.LogCaptureFixture, restore_threads: None
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="memory_node.core.policy_bank"):
+        mem = PolicyMemory(small_config(device="cpu", dtype="bfloat16"))
+    assert mem.dtype == torch.float32 and "float32" in caplog.text
+    assert next(mem.module.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@NO_CUDA
+def test_half_precision_on_cuda_stays_close_to_float32(dtype: str) -> None:
+    full = PolicyMemory(small_config(device="cuda"))
+    half = PolicyMemory(small_config(device="cuda", dtype=dtype))
+    assert half.dtype == getattr(torch, dtype)
+    rng = np.random.default_rng(16)
+    for t in range(8):
+        p, c = tokens(rng)
+        a, b = full.step(t, p, c, True), half.step(t, p, c, True)
+        assert b.perceptual_fused.dtype == np.float32
+        np.testing.assert_allclose(b.perceptual_fused, a.perceptual_fused, atol=0.1, rtol=0.05)
 
 
 def test_seeded_init_is_deterministic_and_leaves_global_rng_alone() -> None:
