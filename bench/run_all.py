@@ -22,13 +22,18 @@ BENCHES = {
     "query": ["bench.bench_query"],
     "short_term": ["bench.bench_short_term"],
     "policy": ["bench.bench_policy", "--tokens", "256", "--dim", "512", "--capacity", "16"],
-    "policy_service": ["bench.bench_policy_service", "--tokens", "256", "--dim", "512"],
+    "policy_floor": ["bench.bench_policy_floor", "--tokens", "256", "--dim", "512", "--reference"],
     "icl_segmentation": ["bench.icl_segmentation"],
     "accuracy": ["bench.bench_accuracy", "--episode", "tour_changes_tour"],
     "changes": ["bench.bench_changes"],  # held-out seeds 100-139
     "replay": ["bench.bench_replay"],
 }
-QUICK = {"ingest": ["--quick"], "changes": ["--quick"], "replay": ["--frames", "60"]}
+QUICK = {
+    "ingest": ["--quick"],
+    "changes": ["--quick"],
+    "replay": ["--frames", "60"],
+    "policy_floor": ["--repeats", "2", "--steps", "3"],
+}
 
 
 def main() -> None:

@@ -21,7 +21,14 @@ features and timesteps alike (``consolidation="merge"``), or the oldest entry is
 Per layer, the key/value projections of stored entries (keys including the timestep term
 ``W_k TE(t)``) are cached with the entries, so each step only projects the new entry. Projection
 is linear, so averaging cached projections on a merge is exact, up to the timestep term, which
-is corrected for the merged entry.
+is corrected for the merged entry. Attention runs in torch's fused kernel
+(``scaled_dot_product_attention``), which reads each head's cached keys and values as one
+contiguous matrix in the node's banks. A step thus costs its matrix products and little else;
+``bench/bench_policy_floor.py`` measures it against the time of those products alone.
+
+The bank runs on ``device`` ('auto': CUDA when available; an unavailable device falls back to
+the CPU with a warning), in ``dtype`` (bfloat16/float16 on CUDA only), with ``num_threads``
+intra-op threads (0 = the cores available to the process).
 
 With an empty bank (the first step of an episode) the fused tokens are the inputs unchanged.
 

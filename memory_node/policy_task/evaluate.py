@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from memory_node.core.policy_bank import resolve_device
 from memory_node.policy_task.policy import load_policy
 from memory_node.policy_task.rollout import (
     Controller,
@@ -69,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed block")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]"
+    )
+    parser.add_argument(
         "--input-dir",
         type=Path,
         default=Path("output/policy_task"),
@@ -85,8 +89,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     output_dir = args.output_dir or args.input_dir
     output_dir.mkdir(parents=True, exist_ok=True)
-    memory_policy, task, _ = load_policy(args.input_dir / "policy_memory.pt")
-    baseline_policy, baseline_task, _ = load_policy(args.input_dir / "policy_no_memory.pt")
+    device = resolve_device(args.device)
+    memory_policy, task, _ = load_policy(args.input_dir / "policy_memory.pt", device)
+    baseline_policy, baseline_task, _ = load_policy(args.input_dir / "policy_no_memory.pt", device)
     if baseline_task != task:
         raise ValueError("the two policies were trained on different task configurations")
     trained = memory_policy.config.consolidation
@@ -124,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seeds": [seeds.start, seeds.stop],
         "chance": chance,
         "bank_capacity": memory_policy.config.capacity,
+        "device": str(device),
         "trained_consolidation": trained,
         "results": results,
     }

@@ -81,6 +81,11 @@ class TaskPolicy(nn.Module):
         self.memory = PerceptualCognitiveMemory(config.bank_config())
         self.head = nn.Sequential(nn.Linear(2 * dim, 128), nn.ReLU(), nn.Linear(128, NUM_ACTIONS))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the policy's weights are."""
+        return self.position.device
+
     def encode(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         """Encode frames (..., H, W, 3) uint8 into (..., N, dim) and (..., dim) tokens."""
         lead = frames.shape[:-3]
@@ -148,8 +153,10 @@ def save_policy(policy: TaskPolicy, task: TaskConfig, path: Path, extra: dict[st
     )
 
 
-def load_policy(path: Path) -> tuple[TaskPolicy, TaskConfig, dict[str, Any]]:
-    """Load a policy saved by :func:`save_policy`.
+def load_policy(
+    path: Path, device: torch.device | str = "cpu"
+) -> tuple[TaskPolicy, TaskConfig, dict[str, Any]]:
+    """Load a policy saved by :func:`save_policy` onto ``device`` (in eval mode).
 
     Raises:
         FileNotFoundError: no file at ``path`` (train first).
@@ -164,4 +171,4 @@ def load_policy(path: Path) -> tuple[TaskPolicy, TaskConfig, dict[str, Any]]:
         raise ValueError(f"{path} is not a task-policy checkpoint")
     policy = TaskPolicy(PolicyConfig(**payload["policy_config"]))
     policy.load_state_dict(payload["state_dict"])
-    return policy.eval(), TaskConfig(**payload["task_config"]), dict(payload["extra"])
+    return policy.to(device).eval(), TaskConfig(**payload["task_config"]), dict(payload["extra"])

@@ -114,9 +114,8 @@ class NetworkController:
     def act(self, frame: np.ndarray, timestep: int, env: CueReachTask) -> int:
         """Argmax action of the policy given this frame and its memory."""
         with torch.inference_mode():
-            logits, self._state = self.policy.step(
-                torch.from_numpy(frame).unsqueeze(0), timestep, self._state
-            )
+            frames = torch.from_numpy(frame).unsqueeze(0).to(self.policy.device)
+            logits, self._state = self.policy.step(frames, timestep, self._state)
         return int(logits[0].argmax())
 
 
@@ -125,7 +124,7 @@ def with_bank(policy: TaskPolicy, use_memory: bool, consolidation: str) -> TaskP
     config = dataclasses.replace(policy.config, use_memory=use_memory, consolidation=consolidation)
     variant = TaskPolicy(config)
     variant.load_state_dict(policy.state_dict())
-    return variant.eval()
+    return variant.to(policy.device).eval()
 
 
 def run_episodes(

@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional
 from tqdm import tqdm
 
-from memory_node.core.policy_bank import save_checkpoint
+from memory_node.core.policy_bank import resolve_device, save_checkpoint
 from memory_node.policy_task.env import TaskConfig
 from memory_node.policy_task.policy import PolicyConfig, TaskPolicy, save_policy
 from memory_node.policy_task.rollout import Demonstrations, collect_demonstrations
@@ -48,6 +48,7 @@ def train_policy(
         ``accuracy``, the share of those steps where the argmax equals the oracle's action.
     """
     rng = np.random.default_rng(seed)
+    device = policy.device
     frames = torch.from_numpy(demos.frames)
     actions = torch.from_numpy(demos.actions)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=1e-4)
@@ -59,8 +60,8 @@ def train_policy(
     bar = tqdm(range(iterations), desc=f"train {policy_name(policy)}", disable=not progress)
     for it in bar:
         index = torch.from_numpy(rng.choice(len(frames), size=batch_size, replace=False))
-        logits = policy(frames[index])
-        labels = actions[index]
+        logits = policy(frames[index].to(device))
+        labels = actions[index].to(device)
         loss = functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -113,6 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=64, help="token width")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and initialisation")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]"
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--output-dir", type=Path, default=Path("output/policy_task"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Collect demonstrations, train each variant, save checkpoints and a report."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     task = TaskConfig()
     start = time.perf_counter()
     demos = collect_demonstrations(
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "lr": args.lr,
             "seed": args.seed,
             "torch_threads": args.threads,
+            "device": str(device),
         },
         "variants": {},
     }
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             image_px=task.image_px,
         )
         torch.manual_seed(args.seed)
-        policy = TaskPolicy(config)
+        policy = TaskPolicy(config).to(device)
         began = time.perf_counter()
         history = train_policy(
             policy,

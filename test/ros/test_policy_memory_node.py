@@ -6,6 +6,7 @@ import array
 
 import numpy as np
 import pytest
+import torch
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
 
@@ -82,3 +83,15 @@ def test_inactive_node_answers_with_a_reason(ros):
     make_node(ros, autostart=False)
     res = ros.call(PolicyMemoryStep, "/policy_memory/step", step_request(0))
     assert not res.success and "not active" in res.message
+
+
+def test_unavailable_device_falls_back_to_cpu_and_serves(ros, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a CPU-only robot
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    make_node(ros, device="cuda", dtype="bfloat16", num_threads=1)
+    res = ros.call(PolicyMemoryStep, "/policy_memory/step", step_request(0))
+    assert res.success, res.message
+    res = ros.call(PolicyMemoryStep, "/policy_memory/step", step_request(1))
+    assert res.success and res.bank_size == 2
+    fused = np.frombuffer(res.perceptual_fused, np.float32)
+    assert fused.shape == (3 * DIM,) and np.all(np.isfinite(fused))
