@@ -15,6 +15,11 @@ export AMENT_PREFIX_PATH="$_mn_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PAT
 export PYTHONPATH="$_mn_root:$_mn_root/sim${PYTHONPATH:+:$PYTHONPATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # No model hub is reachable: models load from packaged files or local paths only.
+# Large images between processes: a 32 MiB shared-memory segment (the default 512 KiB loses
+# best-effort camera frames). Kept when you chose your own Fast DDS profile.
+if [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ] && [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ]; then
+  export FASTRTPS_DEFAULT_PROFILES_FILE="$_mn_root/config/fastdds_large_data.xml"
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export PATH="$_mn_root/install/memory_node/lib/memory_node:$PATH"
 unset _mn_root

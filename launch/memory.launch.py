@@ -4,15 +4,18 @@ Arguments: namespace, use_sim_time, params_file (one file may hold both nodes' s
 default is the package's config/scene_memory.yaml + config/policy_memory.yaml), log_level,
 autostart (configure and activate the lifecycle nodes at start-up), with_sim (also start the
 built-in simulator publisher), rviz (also start RViz2 with the package's rviz/memory.rviz).
+Every process gets the package's Fast DDS large-data profile (FASTRTPS_DEFAULT_PROFILES_FILE)
+unless the environment already names one; the camera driver's process needs it too (see
+config/fastdds_large_data.xml).
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
 from launch_ros.actions import LifecycleNode, Node
 
 
@@ -36,8 +39,13 @@ def generate_launch_description() -> LaunchDescription:
         "output": "screen",
         "arguments": ["--ros-args", "--log-level", log_level],
     }
+    profile = os.path.join(share, "config", "fastdds_large_data.xml")
     return LaunchDescription(
         [
+            SetEnvironmentVariable(
+                "FASTRTPS_DEFAULT_PROFILES_FILE",
+                EnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", default_value=profile),
+            ),
             DeclareLaunchArgument("namespace", default_value="", description="Node namespace."),
             DeclareLaunchArgument(
                 "use_sim_time", default_value="false", description="Use /clock (simulation)."

@@ -448,8 +448,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from memory_node.planner.client import fetch_prompt
     from memory_node.ros.client import MemoryClient
+    from memory_node.ros.environment import use_large_data_profile
 
     args = parse_args(argv)
+    use_large_data_profile()  # inherited by the node and simulator processes
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()

@@ -117,3 +117,58 @@ class StampSynchronizer:
                 self.dropped["behind"] += sum(1 for s, _ in queue if s < stamp)
             queue.clear()
             queue.extend(kept)
+
+
+def diagnose_pairing(
+    delivered: dict[str, int],
+    paired: int,
+    topics: dict[str, str],
+    ever: dict[str, int] | None = None,
+    min_messages: int = 5,
+    loss_ratio: float = 0.9,
+) -> list[str]:
+    """Name the likely cause when pairing loses frames, from counts over one time window.
+
+    Args:
+        delivered: messages received per stream in the window (first stream = reference).
+        paired: complete frames paired in the window.
+        topics: stream -> topic name, for the messages.
+        ever: messages received per stream since start (to tell "never arrived" from "stopped").
+        min_messages: windows where no stream got this many messages are not judged.
+        loss_ratio: a stream below this fraction of the busiest one is reported as losing.
+
+    Returns:
+        One sentence per cause found (empty when pairing keeps up with the input).
+    """
+    busiest = max(delivered.values(), default=0)
+    if busiest < min_messages:
+        return []
+    top = max(delivered, key=lambda s: delivered[s])
+    causes = []
+    for stream, n in delivered.items():
+        topic = topics.get(stream, stream)
+        if n == 0:
+            if ever is not None and ever.get(stream, 0) == 0:
+                causes.append(
+                    f"{topic} never arrived while {topics.get(top, top)} delivered {busiest}: "
+                    "check that it is published and remapped to this topic"
+                )
+            else:
+                causes.append(
+                    f"{topic} stopped (0 messages while {topics.get(top, top)} delivered "
+                    f"{busiest}): its publisher died or stalled"
+                )
+        elif n < loss_ratio * busiest:
+            causes.append(
+                f"{topic} delivered {n} of {busiest} messages: the transport drops samples; run "
+                "the publisher with the package's Fast DDS large-data profile "
+                "(FASTRTPS_DEFAULT_PROFILES_FILE=<share>/memory_node/config/"
+                "fastdds_large_data.xml) or publish it reliable"
+            )
+    least = min(delivered.values())
+    if not causes and paired < loss_ratio * least:
+        causes.append(
+            f"only {paired} of {least} frames paired although every stream delivered: the "
+            "streams' header stamps differ by more than sync.slop_s"
+        )
+    return causes

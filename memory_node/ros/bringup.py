@@ -17,32 +17,14 @@ import os
 import signal
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
+from memory_node.ros.environment import default_config_dir, use_large_data_profile
+
 NODE_NAMES = ("scene_memory", "policy_memory")
-
-
-def default_config_dir() -> Path:
-    """Directory of the packaged YAML files: the install share dir, else the source tree."""
-    try:
-        from ament_index_python.packages import (
-            PackageNotFoundError,
-            get_package_share_directory,
-        )
-
-        try:
-            share = Path(get_package_share_directory("memory_node")) / "config"
-            if share.is_dir():
-                return share
-        except PackageNotFoundError:
-            pass
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[2] / "config"
 
 
 def spin_nodes(nodes: Sequence[Node], num_threads: int = 4) -> None:
@@ -145,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for item in args.param:
         if ":=" not in item:
             raise SystemExit(f"memory_bringup: -p expects NAME:=VALUE, got {item!r}")
+    use_large_data_profile()
     rclpy.init(
         args=ros_args(files, args.use_sim_time, args.log_level, not args.no_autostart, args.param)
     )

@@ -143,6 +143,8 @@ class PolicyMemoryNode(LifecycleNode):
 def main(args: list[str] | None = None) -> None:
     """Run the policy_memory node until Ctrl-C."""
     from memory_node.ros.bringup import spin_nodes
+    from memory_node.ros.environment import use_large_data_profile
 
+    use_large_data_profile()
     rclpy.init(args=args)
     spin_nodes([PolicyMemoryNode()])

@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import QoSRequestedIncompatibleQoSInfo, SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (
     DurabilityPolicy,
@@ -46,10 +48,11 @@ from memory_interfaces.srv import (
     SaveMemory,
 )
 from memory_node.core.config import flatten, param
+from memory_node.core.features import ClipEncoder
 from memory_node.core.pose_buffer import PoseConfig
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
 from memory_node.core.stamp_guard import check_not_ahead
-from memory_node.core.sync import Bundle, StampSynchronizer, SyncConfig
+from memory_node.core.sync import Bundle, StampSynchronizer, SyncConfig, diagnose_pairing
 from memory_node.core.types import Frame, InvalidInput, QueryRequest
 from memory_node.ros import conversions as conv
 from memory_node.ros.lifecycle_guard import refuse_invalid_transitions
@@ -81,17 +84,25 @@ class InputConfig:
         "received, for drivers that publish it rarely or latched).",
     )
     qos_reliability: str = param(
-        "best_effort",
-        "Reliability of the camera subscriptions: best_effort (sensor-data QoS, matches every "
-        "driver; large images may lose frames under load) or reliable (every frame arrives; "
-        "needs reliable publishers, such as sim_publisher).",
-        choices=("best_effort", "reliable"),
+        "best_available",
+        "Reliability of the camera subscriptions: best_available (reliable from reliable "
+        "publishers, best-effort from best-effort ones; a subscription made before its publisher "
+        "appears is switched to best_effort when a best-effort publisher shows up), best_effort "
+        "(sensor-data QoS, matches every driver) or reliable (only reliable publishers match).",
+        choices=("best_available", "best_effort", "reliable"),
     )
     qos_depth: int = param(
         5, "Queue depth of each camera subscription.", min_value=1, max_value=100
     )
     camera_frame: str = param(
         "", "Optical frame looked up in TF when pose_source is tf ('' = the image's frame_id)."
+    )
+    max_image_pixels: int = param(
+        1920 * 1200,
+        "Images with more pixels (width x height) are dropped on arrival, counted as "
+        "rejected image_too_large (a 4000x3000 stream would stall ingest).",
+        min_value=1,
+        max_value=100_000_000,
     )
 
 
@@ -107,6 +118,21 @@ class PublishConfig:
         max_value=3600.0,
     )
     markers: bool = param(True, "Publish RViz markers on ~/markers.")
+
+
+@dataclass
+class DiagnosticsConfig:
+    """Health published on /diagnostics."""
+
+    period_s: float = param(
+        1.0, "Period of the /diagnostics status, in seconds.", min_value=0.1, max_value=60.0
+    )
+    window_s: float = param(
+        5.0,
+        "Pairing losses are judged over this many seconds of input (warning: the likely cause).",
+        min_value=1.0,
+        max_value=600.0,
+    )
 
 
 @dataclass
@@ -150,9 +176,25 @@ class SceneNodeConfig:
     inputs: InputConfig = field(default_factory=InputConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     fleet: FleetSyncConfig = field(default_factory=FleetSyncConfig)
+
+
+RELIABILITY = {
+    "best_available": ReliabilityPolicy.BEST_AVAILABLE,
+    "best_effort": ReliabilityPolicy.BEST_EFFORT,
+    "reliable": ReliabilityPolicy.RELIABLE,
+}
+
+
+class _Rejected(InvalidInput):
+    """A frame refused by the node, with a short reason key for the counters."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
 
 
 class _Throttle:
@@ -195,16 +237,23 @@ class SceneMemoryNode(LifecycleNode):
         self._last_fleet_push = 0.0
         self._fleet: Any = None  # FleetSync, made at the first push
         self._throttle = _Throttle()
-        self.counters: dict[str, int] = {
-            "frames_received": 0,
-            "frames_ingested": 0,
-            "frames_dropped": 0,
-            "frames_behind": 0,
-        }
+        # Counters since start: messages delivered per topic, frames paired, ingested, skipped
+        # (a newer frame replaced it while the worker was busy) and rejected (by reason).
+        self.delivered: dict[str, int] = {}
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("frames_paired", "frames_ingested", "frames_skipped", "frames_rejected"), 0
+        )
+        self.rejected: dict[str, int] = {}
+        self._history: list[tuple[float, dict[str, int], int]] = []  # (time, delivered, paired)
+        self._models = "not loaded"
         self._sync: StampSynchronizer | None = None
         self._camera_info: CameraInfo | None = None
         self._pose: PoseSource | None = None
-        self._subs: list[Any] = []
+        # topic -> subscription, and what it was made with (to switch its reliability)
+        self._subs: dict[str, Any] = {}
+        self._sub_args: dict[str, tuple[Any, Callable[[Any], None]]] = {}
+        self._paired_topics: dict[str, str] = {}  # synchronised stream -> topic
+        self._to_best_effort: set[str] = set()  # best_available topics met a best-effort writer
         self._sensor_group = MutuallyExclusiveCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
         latched = QoSProfile(
@@ -225,6 +274,11 @@ class SceneMemoryNode(LifecycleNode):
         self.create_timer(
             self.node_config.publish.graph_period_s, self._on_publish_timer, callback_group=g
         )
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(
+            self.node_config.diagnostics.period_s, self._on_diagnostics_timer, callback_group=g
+        )
+        self.create_timer(0.2, self._fix_subscriptions, callback_group=self._sensor_group)
         refuse_invalid_transitions(self)
         if self.get_parameter("autostart").value:
             self.trigger_configure()
@@ -238,6 +292,11 @@ class SceneMemoryNode(LifecycleNode):
         except Exception as err:  # any failure to build is reported, not raised
             self.get_logger().error(f"cannot build the scene memory: {err}")
             return TransitionCallbackReturn.FAILURE
+        try:
+            self._models = self._warm_up(memory)
+        except Exception as err:  # a model that cannot load is reported, not raised
+            self.get_logger().error(f"cannot load the feature encoder: {err}")
+            return TransitionCallbackReturn.FAILURE
         path = self.node_config.persistence.load_path
         if path:
             try:
@@ -248,8 +307,24 @@ class SceneMemoryNode(LifecycleNode):
         with self._lock:
             self.memory = memory
             self._version += 1
-        self.get_logger().info("scene memory configured")
+        self.get_logger().info(f"scene memory configured; models: {self._models}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _warm_up(self, memory: SceneMemory) -> str:
+        """Load and run the encoders once, so no frame waits for a model; describe them."""
+        mode = self.memory_config.features.mode
+        if mode == "off":
+            return "none (features.mode off)"
+        t0 = time.monotonic()
+        memory.warm_up()
+        encode = memory.encode_text
+        if encode is not None:
+            encode(["warm up"])
+        encoder = memory.encoder
+        if isinstance(encoder, ClipEncoder):
+            encoder.encode_crops(np.zeros((224, 224, 3), np.uint8), [(0, 0, 224, 224)])
+        name = self.memory_config.features.clip_model if mode == "clip" else "all-MiniLM-L6-v2"
+        return f"{mode} ({name}) loaded in {time.monotonic() - t0:.1f} s"
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera streams and start the ingest worker."""
@@ -271,52 +346,97 @@ class SceneMemoryNode(LifecycleNode):
         if cfg.inputs.pair_camera_info:
             streams.append("info")
         self._sync = StampSynchronizer(streams, cfg.sync)
-        qos = QoSProfile(
-            depth=cfg.inputs.qos_depth,
-            history=HistoryPolicy.KEEP_LAST,
-            reliability=ReliabilityPolicy.RELIABLE
-            if cfg.inputs.qos_reliability == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        grp = self._sensor_group
+        self._paired_topics = {}
 
-        def sub(msg_type: Any, topic: str, stream: str) -> None:
-            self._subs.append(
-                self.create_subscription(
-                    msg_type, topic, lambda m: self._on_stream(stream, m), qos, callback_group=grp
-                )
-            )
+        def paired(msg_type: Any, topic: str, stream: str) -> None:
+            self._paired_topics[stream] = topic
+            self._subscribe(topic, msg_type, lambda m: self._on_stream(stream, m))
 
-        sub(Image, "rgb/image", "rgb")
-        sub(Image, "depth/image", "depth")
+        paired(Image, "rgb/image", "rgb")
+        paired(Image, "depth/image", "depth")
         if pose.stream:
-            sub(pose.msg_type, pose.topic, pose.stream)
+            paired(pose.msg_type, pose.topic, pose.stream)
         elif pose.topic:
-            self._subs.append(
-                self.create_subscription(
-                    pose.msg_type, pose.topic, self._on_base_pose, qos, callback_group=grp
-                )
-            )
+            self._subscribe(pose.topic, pose.msg_type, self._on_base_pose)
         if cfg.inputs.use_masks:
-            sub(Image, "instance/image", "instance")
-            sub(InstanceLabels, "instance/labels", "labels")
+            paired(Image, "instance/image", "instance")
+            paired(InstanceLabels, "instance/labels", "labels")
         if cfg.inputs.pair_camera_info:
-            sub(CameraInfo, "rgb/camera_info", "info")
+            paired(CameraInfo, "rgb/camera_info", "info")
         else:
-            self._subs.append(
-                self.create_subscription(
-                    CameraInfo, "rgb/camera_info", self._on_camera_info, qos, callback_group=grp
-                )
-            )
+            self._subscribe("rgb/camera_info", CameraInfo, self._on_camera_info)
         with self._lock:
             if self.memory is not None:
                 self.memory.reset_stamps()  # the streams restart: earlier stamps are fine
         self._running = True
         self._worker = threading.Thread(target=self._ingest_loop, name="ingest", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"scene memory active; pairing {streams} by stamp")
+        self.get_logger().info(
+            f"ready: pairing {streams} by stamp ({cfg.inputs.qos_reliability} subscriptions); "
+            f"models: {self._models}"
+        )
         return super().on_activate(state)
+
+    def _subscribe(
+        self,
+        topic: str,
+        msg_type: Any,
+        callback: Callable[[Any], None],
+        reliability: str | None = None,
+    ) -> None:
+        """(Re)create the subscription of an input topic; every message is counted."""
+        reliability = reliability or self.node_config.inputs.qos_reliability
+        old = self._subs.pop(topic, None)
+        if old is not None:
+            self.destroy_subscription(old)
+        self._sub_args[topic] = (msg_type, callback)
+        self.delivered.setdefault(topic, 0)
+        qos = QoSProfile(
+            depth=self.node_config.inputs.qos_depth,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=RELIABILITY[reliability],
+            durability=DurabilityPolicy.VOLATILE,
+        )
+
+        def counted(msg: Any) -> None:
+            self.delivered[topic] += 1
+            callback(msg)
+
+        def incompatible(info: QoSRequestedIncompatibleQoSInfo) -> None:
+            if reliability == "best_available":
+                self._to_best_effort.add(topic)
+                return
+            self._throttle(
+                f"qos {topic}",
+                self.get_logger().warning,
+                f"{topic}: a publisher's QoS is incompatible with inputs.qos_reliability="
+                f"{reliability} (policy {info.last_policy_kind}); its messages are not received "
+                "(use best_available)",
+            )
+
+        self._subs[topic] = self.create_subscription(
+            msg_type,
+            topic,
+            counted,
+            qos,
+            callback_group=self._sensor_group,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible),
+        )
+
+    def _fix_subscriptions(self) -> None:
+        """Switch best_available subscriptions that met a best-effort publisher to best_effort.
+
+        best_available picks reliable when no publisher exists yet; a best-effort driver that
+        starts later would then never be received.
+        """
+        while self._to_best_effort and self._running:
+            topic = self._to_best_effort.pop()
+            if topic in self._subs:
+                msg_type, callback = self._sub_args[topic]
+                self._subscribe(topic, msg_type, callback, "best_effort")
+                self.get_logger().info(
+                    f"{topic}: best-effort publisher found; subscription switched to best_effort"
+                )
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop ingesting (memory and services stay)."""
@@ -347,7 +467,10 @@ class SceneMemoryNode(LifecycleNode):
         self._autosave(force=True)
         self._push_fleet(force=True)
         dropped = dict(self._sync.dropped) if self._sync is not None else {}
-        self.get_logger().info(f"frames: {self.counters}; unpaired messages: {dropped}")
+        self.get_logger().info(
+            f"frames: {self.counters}; delivered: {self.delivered}; rejected: {self.rejected}; "
+            f"unpaired messages: {dropped}"
+        )
 
     def _stop_ingest(self) -> None:
         self._running = False
@@ -356,9 +479,9 @@ class SceneMemoryNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=5.0)
             self._worker = None
-        for s in self._subs:
-            self.destroy_subscription(s)
-        self._subs = []
+        for sub in self._subs.values():
+            self.destroy_subscription(sub)
+        self._subs = {}
 
     # --- inputs ---------------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -383,17 +506,25 @@ class SceneMemoryNode(LifecycleNode):
         sync = self._sync
         if sync is None:
             return
-        if stream == "rgb":
-            self.counters["frames_received"] += 1
+        if isinstance(msg, Image):
+            limit = self.node_config.inputs.max_image_pixels
+            if msg.width * msg.height > limit:
+                self._drop(
+                    "image_too_large",
+                    f"{self._paired_topics.get(stream, stream)} is {msg.width}x{msg.height}, "
+                    f"above inputs.max_image_pixels={limit}",
+                )
+                return
         stamp = self._admit_stamp(stream, msg.header.stamp, sync)
         if stamp is None:
             return
         bundle = sync.add(stream, stamp, msg)
         if bundle is None:
             return
+        self.counters["frames_paired"] += 1
         with self._pending_cv:
             if self._pending is not None:
-                self.counters["frames_behind"] += 1
+                self.counters["frames_skipped"] += 1
             self._pending = bundle
             self._pending_cv.notify()
 
@@ -412,7 +543,7 @@ class SceneMemoryNode(LifecycleNode):
             check_not_ahead(stamp, now, cfg.max_future_s)
         except InvalidInput as err:
             if stream == "rgb":
-                self._drop(str(err))
+                self._drop("bad_stamp", str(err))
             return None
         if sync.last_emitted - stamp > cfg.max_jump_back_s:
             self.get_logger().warning(
@@ -422,18 +553,23 @@ class SceneMemoryNode(LifecycleNode):
             sync.reset()
         return stamp
 
-    def _drop(self, reason: str) -> None:
-        self.counters["frames_dropped"] += 1
-        self._throttle(reason, self.get_logger().warning, f"dropped a frame: {reason}")
+    def _drop(self, reason: str, text: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.counters["frames_rejected"] += 1
+        self._throttle(text, self.get_logger().warning, f"dropped a frame: {text}")
 
     def _bundle_to_frame(self, bundle: Bundle) -> Frame:
         items = bundle.items
         if self._pose is None:
             raise InvalidInput("scene_memory is not active")
-        map_T_camera = self._pose.camera_pose(items, bundle.stamp)
-        return conv.frame_of(
-            bundle.stamp, items, items.get("info", self._camera_info), map_T_camera
-        )
+        info = items.get("info", self._camera_info)
+        if info is None:
+            raise _Rejected("no_camera_info", "no camera_info received yet on rgb/camera_info")
+        try:
+            map_T_camera = self._pose.camera_pose(items, bundle.stamp)
+        except InvalidInput as err:
+            raise _Rejected("no_pose", str(err)) from err
+        return conv.frame_of(bundle.stamp, items, info, map_T_camera)
 
     def _ingest_loop(self) -> None:
         while self._running:
@@ -461,11 +597,14 @@ class SceneMemoryNode(LifecycleNode):
                 self.memory.ingest(frame)
                 events = self.memory.drain_events()
                 self._version += 1
+        except _Rejected as err:
+            self._drop(err.reason, str(err))
+            return
         except InvalidInput as err:
-            self._drop(str(err))
+            self._drop("invalid_frame", str(err))
             return
         except Exception as err:  # a bad frame must never kill the node
-            self._drop(f"internal error: {err}")
+            self._drop("internal_error", f"internal error: {err}")
             self.get_logger().error(traceback.format_exc())
             return
         self.counters["frames_ingested"] += 1
@@ -548,6 +687,48 @@ class SceneMemoryNode(LifecycleNode):
                 self.get_logger().error,
                 f"fleet push failed, {report.pending} objects kept pending: {report.error}",
             )
+
+    def _on_diagnostics_timer(self) -> None:
+        """Publish the ingestion health on /diagnostics; warn with the likely cause of losses."""
+        now = time.monotonic()
+        delivered = {s: self.delivered.get(t, 0) for s, t in self._paired_topics.items()}
+        self._history.append((now, delivered, self.counters["frames_paired"]))
+        window = self.node_config.diagnostics.window_s
+        while len(self._history) > 2 and now - self._history[1][0] >= window:
+            self._history.pop(0)
+        t0, before, paired0 = self._history[0]
+        causes: list[str] = []
+        if self._running and now - t0 >= 0.8 * window:
+            causes = diagnose_pairing(
+                {s: delivered[s] - before.get(s, 0) for s in delivered},
+                self.counters["frames_paired"] - paired0,
+                self._paired_topics,
+                ever=delivered,
+            )
+        for cause in causes:
+            self._throttle(cause.split(" ")[0], self.get_logger().warning, f"frames lost: {cause}")
+        status = DiagnosticStatus(
+            name=f"{self.get_fully_qualified_name()}: ingestion",
+            hardware_id=self.get_fully_qualified_name(),
+        )
+        if self.memory is None:
+            status.level, status.message = DiagnosticStatus.ERROR, "not configured"
+        elif causes:
+            status.level, status.message = DiagnosticStatus.WARN, "; ".join(causes)
+        elif not self._running:
+            status.level, status.message = DiagnosticStatus.OK, "inactive (not ingesting)"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "ingesting"
+        values = {
+            "models": self._models,
+            **{f"delivered {topic}": n for topic, n in self.delivered.items()},
+            **{k.replace("_", " "): v for k, v in self.counters.items()},
+            **{f"rejected {k}": v for k, v in sorted(self.rejected.items())},
+        }
+        if self._sync is not None:
+            values.update({f"unpaired {k}": v for k, v in self._sync.dropped.items()})
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        self._diag_pub.publish(DiagnosticArray(header=self._header(), status=[status]))
 
     # --- services -------------------------------------------------------------------------
     def _call_core(self, res: Any, fn: Callable[[SceneMemory], Any]) -> Any:

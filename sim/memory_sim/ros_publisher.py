@@ -38,6 +38,7 @@ from memory_interfaces.msg import InstanceLabels
 from memory_node.core.config import ParamSpec, flatten, param
 from memory_node.core.types import Frame
 from memory_node.ros import conversions as conv
+from memory_node.ros.environment import use_large_data_profile
 from memory_node.ros.params import declare_config
 from memory_sim.episode import EpisodeRunner, load_episode, parse_episode
 from memory_sim.procedural import ProceduralConfig
@@ -214,6 +215,7 @@ class SimPublisher(Node):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the sim_publisher node until Ctrl-C (console script ``sim_publisher``)."""
+    use_large_data_profile()
     rclpy.init(args=list(argv) if argv is not None else None)
     node = None
     try:

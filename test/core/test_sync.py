@@ -1,6 +1,6 @@
 """Pairing of streams by stamp, not by arrival order."""
 
-from memory_node.core.sync import StampSynchronizer, SyncConfig
+from memory_node.core.sync import StampSynchronizer, SyncConfig, diagnose_pairing
 
 
 def make(slop=0.0, queue=10):
@@ -56,3 +56,30 @@ def test_queues_are_bounded():
     for t in range(100):
         s.add("rgb", float(t), t)
     assert len(s._queues["rgb"]) == 3
+
+
+TOPICS = {"rgb": "rgb/image", "depth": "depth/image", "info": "rgb/camera_info"}
+
+
+def test_diagnosis_is_silent_when_every_stream_keeps_up():
+    assert diagnose_pairing({"rgb": 50, "depth": 49, "info": 50}, 49, TOPICS) == []
+    assert diagnose_pairing({"rgb": 3, "depth": 0, "info": 0}, 0, TOPICS) == []  # too few
+
+
+def test_diagnosis_names_a_stopped_stream_and_one_that_never_arrived():
+    causes = diagnose_pairing(
+        {"rgb": 50, "depth": 0, "info": 0}, 0, TOPICS, ever={"rgb": 80, "depth": 30, "info": 0}
+    )
+    assert len(causes) == 2
+    assert causes[0].startswith("depth/image stopped")
+    assert causes[1].startswith("rgb/camera_info never arrived")
+
+
+def test_diagnosis_points_at_the_transport_when_a_stream_loses_samples():
+    (cause,) = diagnose_pairing({"rgb": 50, "depth": 31, "info": 50}, 30, TOPICS)
+    assert cause.startswith("depth/image delivered 31 of 50") and "profile" in cause
+
+
+def test_diagnosis_points_at_stamps_when_streams_arrive_but_do_not_pair():
+    (cause,) = diagnose_pairing({"rgb": 50, "depth": 50, "info": 50}, 2, TOPICS)
+    assert "sync.slop_s" in cause

@@ -77,7 +77,7 @@ def offer(node: SceneMemoryNode, msgs: dict[str, Any], timeout: float = 20.0) ->
 
     def counts() -> tuple[int, int]:
         stale = node._sync.dropped["stale"] if node._sync is not None else 0
-        return node.counters["frames_ingested"], node.counters["frames_dropped"] + stale
+        return node.counters["frames_ingested"], node.counters["frames_rejected"] + stale
 
     ingested, dropped = counts()
     for stream, msg in msgs.items():

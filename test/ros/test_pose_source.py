@@ -88,7 +88,7 @@ def test_frames_without_a_recent_base_pose_are_refused(ros):
     base_pub.publish(base_msg("odometry", frame.map_T_camera, 19.5))  # 0.5 s before the image
     assert ros.wait_for(lambda: len(node._pose.buffer) == 1, 10.0)
     pub.publish(frame, 20.0)
-    assert ros.wait_for(lambda: node.counters["frames_dropped"] == 1, 30.0), node.counters
+    assert ros.wait_for(lambda: node.counters["frames_rejected"] == 1, 30.0), node.counters
     assert node.counters["frames_ingested"] == 0
 
 

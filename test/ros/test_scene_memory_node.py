@@ -245,10 +245,10 @@ def test_bad_frames_are_dropped_and_memory_unchanged(ros, scene):
     f.map_T_camera = f.map_T_camera.copy()
     f.map_T_camera[0, 3] = np.nan
     cases.append(f)
-    dropped = node.counters["frames_dropped"]
+    dropped = node.counters["frames_rejected"]
     for i, f in enumerate(cases):  # one at a time: a burst would be skipped as "behind"
         pub.publish(f, 5.1 + 0.1 * i)
-        assert ros.wait_for(lambda n=dropped + i + 1: node.counters["frames_dropped"] >= n), (
+        assert ros.wait_for(lambda n=dropped + i + 1: node.counters["frames_rejected"] >= n), (
             node.counters
         )
     # a frame of mismatched sizes: depth at half resolution
@@ -261,7 +261,7 @@ def test_bad_frames_are_dropped_and_memory_unchanged(ros, scene):
     pub.pubs["instance"].publish(conv.instances_to_image(good.instance, header))
     pub.pubs["depth"].publish(conv.depth_to_image(good.depth[::2, ::2], header))
     pub.pubs["rgb"].publish(conv.rgb_to_image(good.rgb, header))
-    assert ros.wait_for(lambda: node.counters["frames_dropped"] >= dropped + 4), node.counters
+    assert ros.wait_for(lambda: node.counters["frames_rejected"] >= dropped + 4), node.counters
     assert len(query(ros, k=10).objects) == n
 
 
