@@ -38,6 +38,7 @@ setup(
             "fleet_demo = memory_node.fleet_demo:main",
             "memory_export = memory_node.tools.export:entry_point",
             "memory_replay = memory_node.tools.replay:entry_point",
+            "memory_viewer = memory_node.viz.viewer_node:main",
         ],
     },
 )

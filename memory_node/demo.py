@@ -437,6 +437,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--services-only", action="store_true", help="no simulator: call services")
     p.add_argument("--timeout-s", type=float, default=1500.0, help="give up after this long")
+    p.add_argument(
+        "--viewer",
+        default="rerun",
+        choices=["rerun", "none"],
+        help="rerun: record the memory to OUTPUT/memory.rrd (open it with `rerun FILE`)",
+    )
+    p.add_argument("--image-every", type=int, default=5, help="Rerun: log every n-th image")
     return p.parse_args(argv)
 
 
@@ -461,6 +468,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.executable, "-m", "memory_node.ros.bringup", "--log-level", "info",
         "-p", "inputs.qos_reliability:=reliable",
     ]  # fmt: skip
+    rrd = out / "memory.rrd"
+    if args.viewer == "rerun":  # written by the viewer node when the nodes stop
+        rrd.unlink(missing_ok=True)
+        bringup += ["--viewer", "rerun", "--rrd", str(rrd), "--image-every", str(args.image_every)]
     if use_sim:
         episode_path = find_episode(args.episode)
         plan = plan_episode(episode_path, args.rate_hz)
@@ -693,6 +704,8 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
         print(f"picture: {out / picture}\nsummary: {out / 'summary.json'}")
+        if args.viewer == "rerun":
+            print(f"viewer:  rerun {rrd}   (written when the nodes stop)")
     finally:
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         client.close()

@@ -106,6 +106,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="Leave the lifecycle nodes unconfigured (a lifecycle manager drives them).",
     )
     parser.add_argument("--nodes", nargs="+", default=list(NODE_NAMES), choices=NODE_NAMES)
+    from memory_node.viz.viewer_node import add_viewer_arguments
+
+    add_viewer_arguments(parser)
     parser.add_argument(
         "-p",
         "--param",
@@ -128,10 +131,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         if ":=" not in item:
             raise SystemExit(f"memory_bringup: -p expects NAME:=VALUE, got {item!r}")
     use_large_data_profile()
+    from memory_node.viz.viewer_node import logger_from_args
+
+    viewer = logger_from_args(args)  # refuses --viewer rerun without --rrd or --connect
     rclpy.init(
         args=ros_args(files, args.use_sim_time, args.log_level, not args.no_autostart, args.param)
     )
-    spin_nodes(make_nodes(args.nodes, args.namespace))
+    nodes = make_nodes(args.nodes, args.namespace)
+    if viewer is not None:  # a viewer node beside the memory: logs its topics to Rerun
+        from memory_node.viz.viewer_node import RerunViewerNode
+
+        nodes.append(RerunViewerNode(viewer, namespace=args.namespace))
+    spin_nodes(nodes)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     memory_replay BAG [--core] [--rate R | --max-speed] [--remap FROM:=TO ...]
                   [--params-file F] [-p NAME:=VALUE ...] [--save memory.db] [--force]
+                  [--viewer rerun --rrd memory.rrd | --connect URL]
 
 Two ways:
 
@@ -18,6 +19,10 @@ camera_info, the pose source's topic (``camera/pose``, ``odom`` or ``base/pose``
 bag topic onto an input. A bag that cannot be read, lacks a needed topic (the message lists the
 topics it has), carries a needed topic with another message type, or whose odometry stamps go
 backwards stops the replay with exit status 2; outputs are written only after a complete replay.
+
+``--viewer rerun`` logs the camera images, the fused objects, relations and change events to a
+Rerun recording (``--rrd``) or a live viewer (``--connect``): in-process with ``--core``, else
+through a viewer node listening to the running memory's topics.
 """
 
 from __future__ import annotations
@@ -358,6 +363,7 @@ def replay_topics(
     progress: bool = False,
     namespace: str = "",
     wait_for_subscribers_s: float = 10.0,
+    viewer: Any = None,
 ) -> ReplayStats:
     """Publish the needed topics of ``bag`` (and /clock, /tf, /tf_static when present).
 
@@ -385,6 +391,18 @@ def replay_topics(
     context = rclpy.context.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("memory_replay", namespace=namespace or None, context=context)
+    viewer_node = executor = None
+    if viewer is not None:  # a viewer node in this process logs what the memory publishes
+        import threading
+
+        from rclpy.executors import SingleThreadedExecutor
+
+        from memory_node.viz.viewer_node import RerunViewerNode
+
+        viewer_node = RerunViewerNode(viewer, namespace=namespace or None, context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(viewer_node)
+        threading.Thread(target=executor.spin, daemon=True).start()
     reader = open_bag(bag)
     bar = None
     try:
@@ -421,6 +439,9 @@ def replay_topics(
         if bar is not None:
             bar.close()
         reader.close()
+        if viewer_node is not None and executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+            viewer_node.destroy_node()
         node.destroy_node()
         rclpy.shutdown(context=context)
     return stats
@@ -453,28 +474,51 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--save", default="", help="--core: write the memory here at the end")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --save")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from memory_node.viz.viewer_node import add_viewer_arguments
+
+    add_viewer_arguments(parser)
     return parser.parse_args(argv)
+
+
+def rerun_observer(logger: Any) -> Observer:
+    """Observer logging each ingested frame, the memory and the frame's events to Rerun."""
+
+    def observe(frame: Frame, memory: SceneMemory, events: list[ChangeEvent]) -> None:
+        logger.log_camera(frame.stamp, frame.rgb, frame.K, frame.map_T_camera)
+        logger.log_graph(
+            frame.stamp, list(memory.objects.values()), memory.relations, memory.zones
+        )
+        logger.log_changes(events)
+
+    return observe
 
 
 def main(argv: Sequence[str] | None = None, observers: Sequence[Observer] = ()) -> int:
     """Entry point of ``memory_replay``; returns the exit status (0 ok, 2 bad input)."""
     from memory_node.ros.bringup import default_config_dir
+    from memory_node.viz.viewer_node import logger_from_args
 
     args = parse_args(argv)
     rate = 0.0 if args.max_speed else args.rate
+    viewer = None
     try:
         if rate < 0:
             raise InvalidInput(f"--rate must be >= 0, got {rate}")
         if args.save and not args.core:
             raise InvalidInput("--save needs --core (the node saves through ~/save)")
-        if args.save and Path(args.save).exists() and not args.force:
-            raise InvalidInput(f"{args.save} exists; pass --force to overwrite it")
+        for out in (args.save, args.rrd):
+            if out and Path(out).exists() and not args.force:
+                raise InvalidInput(f"{out} exists; pass --force to overwrite it")
         files = args.params_file or [str(default_config_dir() / "scene_memory.yaml")]
         node_cfg, core_cfg = load_params(files, args.param)
         remaps = parse_remaps(args.remap)
+        if args.viewer == "rerun" and not (args.rrd or args.connect):
+            raise InvalidInput("--viewer rerun needs --rrd FILE or --connect URL")
+        viewer = logger_from_args(args)
         if args.core:
+            watchers = [*observers, *([rerun_observer(viewer)] if viewer else [])]
             memory, stats = replay_core(
-                args.bag, node_cfg, core_cfg, remaps, rate, not args.no_progress, observers
+                args.bag, node_cfg, core_cfg, remaps, rate, not args.no_progress, watchers
             )
             if args.save:
                 memory.save(args.save)
@@ -482,12 +526,24 @@ def main(argv: Sequence[str] | None = None, observers: Sequence[Observer] = ()) 
             print(f"memory_replay: {stats.summary()}; {objects} objects", file=sys.stderr)
         else:
             stats = replay_topics(
-                args.bag, node_cfg, remaps, rate, not args.no_progress, args.namespace
+                args.bag,
+                node_cfg,
+                remaps,
+                rate,
+                not args.no_progress,
+                args.namespace,
+                viewer=viewer,
             )
             print(f"memory_replay: {stats.summary()}", file=sys.stderr)
     except InvalidInput as err:
+        if viewer is not None:
+            viewer.close(keep=False)
         print(f"memory_replay: {err}", file=sys.stderr)
         return 2
+    if viewer is not None:
+        viewer.close(keep=True)
+        if args.rrd:
+            print(f"memory_replay: wrote {args.rrd}", file=sys.stderr)
     return 0
 
 

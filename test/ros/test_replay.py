@@ -130,6 +130,50 @@ def test_replay_into_the_node_over_topics(recorded, ros):
             }
 
 
+def test_replay_with_the_rerun_viewer_records_frames_and_objects(recorded, tmp_path, capsys):
+    chunk = pytest.importorskip("rerun.chunk", reason="rerun-sdk is not installed")
+    live, bags, frames = recorded
+    rrd = tmp_path / "replay.rrd"
+    code, err = run_main(
+        capsys,
+        str(bags["mcap"]),
+        "--core",
+        "--max-speed",
+        "-p",
+        PARAMS[0],
+        "--viewer",
+        "rerun",
+        "--rrd",
+        str(rrd),
+    )
+    assert code == 0, err
+    images, last = 0, {}
+    for c in chunk.RrdReader(str(rrd)).store().stream():
+        batch = c.to_record_batch()
+        names = batch.schema.names
+        if c.entity_path == "/world/camera/image" and "EncodedImage:blob" in names:
+            images += batch.num_rows
+        if c.entity_path.startswith("/world/objects/") and "Boxes3D:labels" in names:
+            last[c.entity_path] = batch.column("Boxes3D:labels").to_pylist()[-1]
+    assert images == len(frames)
+    ids = {lab.split("[")[1].split("]")[0] for rows in last.values() for lab in rows}
+    assert ids == set(live.objects)
+    # a replay that fails leaves no recording behind
+    bad = tmp_path / "bad.rrd"
+    code, err = run_main(
+        capsys,
+        str(bags["mcap"]),
+        "--core",
+        "-p",
+        "inputs.pose_source:=odometry",
+        "--viewer",
+        "rerun",
+        "--rrd",
+        str(bad),
+    )
+    assert code == 2 and not bad.exists() and list(tmp_path.glob(".bad.rrd*")) == []
+
+
 def run_main(capsys, *args: str) -> tuple[int, str]:
     code = main([*args, "--no-progress"])
     return code, capsys.readouterr().err
