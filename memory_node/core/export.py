@@ -133,6 +133,22 @@ def to_document(
     return doc
 
 
+def memory_document(memory: Any, frame_id: str = "map", max_changes: int = 100) -> dict[str, Any]:
+    """Return the document of a live :class:`~memory_node.core.scene_memory.SceneMemory`.
+
+    Reads its objects, relations, zones and newest ``max_changes`` changes (no copy of points or
+    free space); call it under the lock that guards the memory.
+    """
+    newest_first = memory.changes(0.0, "", max_changes) if max_changes > 0 else []
+    snapshot = MemorySnapshot(
+        objects=list(memory.objects.values()),
+        relations=list(memory.relations),
+        zones=list(memory.zones),
+        changes=list(reversed(newest_first)),
+    )
+    return to_document(snapshot, frame_id=frame_id, max_changes=max_changes)
+
+
 def _check_finite(value: Any, where: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidInput(f"cannot export: {where} is {value}")

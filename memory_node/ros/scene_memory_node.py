@@ -4,7 +4,8 @@ Inputs (sensor-data QoS, remappable): ``rgb/image``, ``depth/image``, ``rgb/came
 ``camera/pose`` and, with ``inputs.use_masks``, ``instance/image`` + ``instance/labels``.
 Messages of one observation are paired by header stamp (``sync.slop_s``), never by arrival.
 Outputs: ``~/scene_graph`` (reliable, transient local), ``~/markers``, ``~/changes``.
-Services: ``~/query_objects``, ``~/get_scene_graph``, ``~/get_changes``, ``~/save``, ``~/load``.
+Services: ``~/query_objects``, ``~/get_scene_graph``, ``~/get_changes``, ``~/save``, ``~/load``,
+``~/export`` (JSON to ``persistence.export_path``).
 
 Concurrency: subscriptions run in one mutually-exclusive callback group and only decode and pair
 messages; a worker thread ingests the newest complete frame (older pending frames are dropped
@@ -15,6 +16,7 @@ core, so a service call waits at most one frame's ingest.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import time
 import traceback
@@ -37,6 +39,7 @@ from rclpy.qos import (
 )
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from memory_interfaces.msg import InstanceLabels, ObjectChange, SceneGraph
@@ -48,6 +51,7 @@ from memory_interfaces.srv import (
     SaveMemory,
 )
 from memory_node.core.config import flatten, param
+from memory_node.core.export import memory_document
 from memory_node.core.features import ClipEncoder
 from memory_node.core.pose_buffer import PoseConfig
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
@@ -58,6 +62,7 @@ from memory_node.ros import conversions as conv
 from memory_node.ros.lifecycle_guard import refuse_invalid_transitions
 from memory_node.ros.params import declare_config, reject_runtime_changes
 from memory_node.ros.pose_source import POSE_SOURCES, PoseSource, make_pose_source
+from memory_node.tools.export import write_new_file
 
 
 @dataclass
@@ -148,6 +153,11 @@ class PersistenceConfig:
         "Autosave period in seconds (0 = only at shutdown).",
         min_value=0.0,
         max_value=86400.0,
+    )
+    export_path: str = param(
+        "",
+        "JSON file written by ~/export (zones -> objects -> relations -> recent changes, "
+        "docs/export-schema.json); '' = the service refuses.",
     )
 
 
@@ -271,6 +281,7 @@ class SceneMemoryNode(LifecycleNode):
         self.create_service(GetObjectChanges, "~/get_changes", self._on_changes, callback_group=g)
         self.create_service(SaveMemory, "~/save", self._on_save, callback_group=g)
         self.create_service(LoadMemory, "~/load", self._on_load, callback_group=g)
+        self.create_service(Trigger, "~/export", self._on_export, callback_group=g)
         self.create_timer(
             self.node_config.publish.graph_period_s, self._on_publish_timer, callback_group=g
         )
@@ -820,6 +831,23 @@ class SceneMemoryNode(LifecycleNode):
         if self._call_core(res, lambda m: m.save(path)) is None and not res.success:
             return res
         res.message = f"saved to {path}"
+        return res
+
+    def _on_export(self, req: Trigger.Request, res: Trigger.Response) -> Any:
+        path = self.node_config.persistence.export_path
+        if not path:
+            res.success, res.message = False, "persistence.export_path is ''"
+            return res
+        doc = self._call_core(res, lambda m: memory_document(m, self.node_config.publish.frame_id))
+        if doc is None:
+            return res
+        try:
+            write_new_file(path, json.dumps(doc, indent=1) + "\n", force=True)
+        except InvalidInput as err:
+            res.success, res.message = False, str(err)
+            return res
+        res.message = f"exported {sum(len(z['objects']) for z in doc['zones'])} zoned and "
+        res.message += f"{len(doc['unzoned_objects'])} other objects to {path}"
         return res
 
     def _on_load(self, req: LoadMemory.Request, res: LoadMemory.Response) -> Any:
