@@ -7,7 +7,9 @@ them. Timed in the same run, on the same frames and configuration (the package's
 
 * ``direct ingest``: the frames handed to ``SceneMemory.ingest`` (the baseline: no bag);
 * ``memory_replay --core --max-speed``: read the bag, decode with rclpy, pair by stamp, build
-  frames, ingest.
+  frames, ingest;
+* ``replay without ingest``: the same with ``SceneMemory.ingest`` replaced by a no-op: what the
+  replay itself costs on top of the memory.
 
 The speed is the recording's duration over the wall time (target: at least 3x real time).
 
@@ -70,6 +72,12 @@ def main() -> None:
             direct.ingest(f)
         direct_s = time.monotonic() - t0
         replayed, stats = replay_core(str(bag), node_cfg, core_cfg, rate=0.0)
+        real_ingest = SceneMemory.ingest
+        SceneMemory.ingest = lambda self, frame: None  # type: ignore[method-assign,assignment]
+        try:
+            _, bare = replay_core(str(bag), node_cfg, core_cfg, rate=0.0)
+        finally:
+            SceneMemory.ingest = real_ingest  # type: ignore[method-assign]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     duration = frames[-1].stamp - frames[0].stamp
@@ -85,6 +93,8 @@ def main() -> None:
         "replay_s": stats.wall_s,
         "replay_x_realtime": duration / stats.wall_s,
         "replay_ingested": stats.ingested,
+        "replay_without_ingest_s": bare.wall_s,
+        "replay_without_ingest_x_realtime": duration / bare.wall_s,
         "same_object_ids": same,
     }
     print(
@@ -95,6 +105,8 @@ def main() -> None:
     print(f"{'direct ingest (baseline)':34}{direct_s:8.1f}{duration / direct_s:13.2f}")
     speed = duration / stats.wall_s
     print(f"{'memory_replay --core --max-speed':34}{stats.wall_s:8.1f}{speed:13.2f}")
+    bare_speed = duration / bare.wall_s
+    print(f"{'replay without ingest':34}{bare.wall_s:8.1f}{bare_speed:13.2f}")
     print(f"replayed memory has the direct run's object ids: {same}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
