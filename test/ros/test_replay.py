@@ -131,7 +131,8 @@ def test_replay_into_the_node_over_topics(recorded, ros):
 
 
 def test_replay_with_the_rerun_viewer_records_frames_and_objects(recorded, tmp_path, capsys):
-    chunk = pytest.importorskip("rerun.chunk", reason="rerun-sdk is not installed")
+    import rerun.chunk as chunk
+
     live, bags, frames = recorded
     rrd = tmp_path / "replay.rrd"
     code, err = run_main(

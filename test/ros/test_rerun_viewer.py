@@ -10,14 +10,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import pytest
+import rerun.chunk as rerun_chunk
 
-rerun_chunk = pytest.importorskip("rerun.chunk", reason="rerun-sdk is not installed")
-
-from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig  # noqa: E402
-from memory_node.core.synthetic import Box, BoxWorld, intrinsics, look_at, render  # noqa: E402
-from memory_node.tools.replay import rerun_observer  # noqa: E402
-from memory_node.viz.rerun_log import ABSENT_COLOUR, RerunLogger  # noqa: E402
+from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
+from memory_node.core.synthetic import Box, BoxWorld, intrinsics, look_at, render
+from memory_node.tools.replay import rerun_observer
+from memory_node.viz.rerun_log import ABSENT_COLOUR, RerunLogger
 
 W, H = 160, 120
 K = intrinsics(W, H, fov_deg=70.0)
