@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+import numpy as np
+
+from memory_node.core.types import ChangeEvent, ChangeKind
 from memory_node.planner.llm import ChatCompletionClient
-from memory_node.planner.prompt import Change, PlannerPrompt, build_prompt
+from memory_node.planner.prompt import PlannerPrompt, build_prompt
 from memory_node.ros.client import MemoryClient
 from memory_node.ros.conversions import time_to_sec
 
@@ -37,13 +40,13 @@ def fetch_prompt(
     if not res.success:
         raise RuntimeError(f"get_changes failed: {res.message}")
     changes = [
-        Change(
-            kind=int(c.kind),
+        ChangeEvent(
+            kind=ChangeKind(int(c.kind)),
             object_id=c.object_id,
             label=c.label,
-            stamp_s=time_to_sec(c.stamp),
-            old_position=(c.old_position.x, c.old_position.y, c.old_position.z),
-            new_position=(c.new_position.x, c.new_position.y, c.new_position.z),
+            stamp=time_to_sec(c.stamp),
+            old_position=np.array([c.old_position.x, c.old_position.y, c.old_position.z]),
+            new_position=np.array([c.new_position.x, c.new_position.y, c.new_position.z]),
             old_state=c.old_state,
             new_state=c.new_state,
         )

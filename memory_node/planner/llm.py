@@ -1,32 +1,34 @@
-"""A minimal client for OpenAI-compatible chat-completion servers (llama.cpp, vLLM, Ollama...).
+"""A client for OpenAI-compatible chat-completion servers (llama.cpp, vLLM, Ollama, ...).
 
-Standard library only (urllib). The server address and model are the user's; nothing here
-reaches a hosted service unless configured to.
+Built on the official ``openai`` package (``pip install openai``): the server's base URL, the
+model name and the name of the environment variable holding the API key are parameters, so the
+same code talks to a local llama.cpp server (``http://127.0.0.1:8080/v1``), vLLM or Ollama
+(``http://127.0.0.1:11434/v1``). Nothing reaches a hosted service unless configured to.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 class LLMError(RuntimeError):
-    """The LLM server could not be reached or answered something unusable."""
+    """The LLM server could not be reached, was too slow, or answered something unusable."""
 
 
 @dataclass
 class ChatCompletionClient:
-    """POST ``{base_url}/chat/completions`` and return the first choice's text.
+    """Send chat messages to ``{base_url}/chat/completions`` and return the first choice's text.
 
     Attributes:
         base_url: e.g. ``http://127.0.0.1:8080/v1``.
         model: model name the server expects.
         api_key_env: environment variable holding a bearer token ('' = none).
-        timeout_s: request timeout, seconds.
+        timeout_s: request timeout, seconds (a slow server raises LLMError after it).
         temperature: sampling temperature.
+        last_usage: token usage of the last answer (``prompt_tokens``, ``completion_tokens``)
+            when the server reports it.
     """
 
     base_url: str
@@ -34,33 +36,60 @@ class ChatCompletionClient:
     api_key_env: str = ""
     timeout_s: float = 60.0
     temperature: float = 0.0
+    last_usage: dict[str, int] = field(default_factory=dict)
+    _client: Any = field(default=None, repr=False)
+
+    def _openai(self) -> Any:
+        if self._client is None:
+            try:
+                from openai import OpenAI
+            except ImportError as exc:  # pragma: no cover - pinned in requirements
+                raise LLMError(
+                    "the LLM client needs the openai package: pip install openai"
+                ) from exc
+            key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+            self._client = OpenAI(
+                base_url=self.base_url,
+                api_key=key or "not-needed",  # local servers ignore it; the client wants one
+                timeout=self.timeout_s,
+                max_retries=0,
+            )
+        return self._client
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int = 512) -> str:
         """Send ``messages`` and return the reply text; raise LLMError with the reason."""
-        body = json.dumps(
+        import openai
+
+        try:
+            response = self._openai().chat.completions.create(
+                model=self.model,
+                messages=messages,
+                temperature=self.temperature,
+                max_tokens=max_tokens,
+            )
+        except openai.APITimeoutError as exc:
+            raise LLMError(f"{self.base_url} did not answer within {self.timeout_s} s") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMError(f"cannot reach {self.base_url}: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise LLMError(
+                f"{self.base_url} answered HTTP {exc.status_code}: {str(exc.message)[:200]}"
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise LLMError(f"{self.base_url} answered something unusable: {exc}") from exc
+        try:
+            content = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise LLMError(f"{self.base_url} answered without choices[0].message") from exc
+        if content is None:
+            raise LLMError(f"{self.base_url} answered an empty message")
+        usage = getattr(response, "usage", None)
+        self.last_usage = (
             {
-                "model": self.model,
-                "messages": messages,
-                "temperature": self.temperature,
-                "max_tokens": max_tokens,
+                "prompt_tokens": int(usage.prompt_tokens or 0),
+                "completion_tokens": int(usage.completion_tokens or 0),
             }
-        ).encode()
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        url = self.base_url.rstrip("/") + "/chat/completions"
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                payload = json.loads(response.read().decode())
-        except urllib.error.HTTPError as err:
-            raise LLMError(f"{url} answered HTTP {err.code}: {err.read()[:200]!r}") from err
-        except (urllib.error.URLError, TimeoutError, OSError) as err:
-            raise LLMError(f"cannot reach {url}: {err}") from err
-        except json.JSONDecodeError as err:
-            raise LLMError(f"{url} answered something that is not JSON: {err}") from err
-        try:
-            return str(payload["choices"][0]["message"]["content"])
-        except (KeyError, IndexError, TypeError) as err:
-            raise LLMError(f"{url} answered without choices[0].message.content") from err
+            if usage is not None
+            else {}
+        )
+        return str(content)

@@ -9,7 +9,12 @@ fetches the two and sends the prompt to an LLM.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from memory_node.core.types import ChangeEvent
 
 CHANGE_WORDS = {0: "appeared", 1: "moved", 2: "disappeared", 3: "changed state"}
 
@@ -18,25 +23,9 @@ SYSTEM_PROMPT = (
     "surroundings: a long-term scene graph (rooms, objects with positions in metres in the map "
     "frame, relations) and the short-term memory of recent changes (objects that appeared, moved, "
     "disappeared or changed state, with the time they were seen). Objects marked 'last seen' "
-    "are not where the robot last looked; go to the last seen place or search. Answer with a "
-    "numbered list of steps, each one of: goto(<object id or room>), pick(<object id>), "
-    "place(<object id>), open(<object id>), close(<object id>), search(<label>), say(<text>). "
+    "are not where the robot last looked; go to the last seen place or search. "
     "Use only ids from memory."
 )
-
-
-@dataclass
-class Change:
-    """One recent change, as the planner sees it."""
-
-    kind: int
-    object_id: str
-    label: str
-    stamp_s: float
-    old_position: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    new_position: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    old_state: str = ""
-    new_state: str = ""
 
 
 @dataclass
@@ -48,13 +37,13 @@ class PlannerPrompt:
     num_changes: int = 0
 
 
-def _fmt(p: tuple[float, float, float]) -> str:
-    return "(" + ", ".join(f"{v:.2f}" for v in p) + ")"
+def _fmt(p: Sequence[float] | np.ndarray) -> str:
+    return "(" + ", ".join(f"{float(v):.2f}" for v in p) + ")"
 
 
-def describe_change(change: Change, now_s: float | None = None) -> str:
+def describe_change(change: ChangeEvent, now_s: float | None = None) -> str:
     """One line of text for a change, e.g. ``mug [obj_000003] moved from (...) to (...)``."""
-    what = CHANGE_WORDS.get(change.kind, f"changed (kind {change.kind})")
+    what = CHANGE_WORDS.get(int(change.kind), f"changed (kind {int(change.kind)})")
     name = f"{change.label or 'object'} [{change.object_id}]"
     if change.kind == 1:
         detail = f" from {_fmt(change.old_position)} to {_fmt(change.new_position)}"
@@ -64,16 +53,16 @@ def describe_change(change: Change, now_s: float | None = None) -> str:
         detail = f", last seen at {_fmt(change.old_position)}"
     else:
         detail = f" at {_fmt(change.new_position)}"
-    when = f"t={change.stamp_s:.1f} s"
-    if now_s is not None and math.isfinite(now_s) and now_s >= change.stamp_s:
-        when += f" ({now_s - change.stamp_s:.0f} s ago)"
+    when = f"t={change.stamp:.1f} s"
+    if now_s is not None and math.isfinite(now_s) and now_s >= change.stamp:
+        when += f" ({now_s - change.stamp:.0f} s ago)"
     return f"- {when}: {name} {what}{detail}"
 
 
 def build_prompt(
     task: str,
     scene_text: str,
-    changes: list[Change],
+    changes: Sequence[ChangeEvent],
     scene_tokens: int = 0,
     max_changes: int = 20,
     now_s: float | None = None,
@@ -90,7 +79,7 @@ def build_prompt(
     """
     if not task.strip():
         raise ValueError("the task text is empty")
-    used = changes[: max(0, max_changes)]
+    used = list(changes)[: max(0, max_changes)]
     lines = [describe_change(c, now_s) for c in used] or ["- (no recent changes)"]
     memory = (
         "## Long-term memory (scene graph)\n"

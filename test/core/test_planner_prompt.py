@@ -7,10 +7,25 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
+from memory_node.core.types import ChangeEvent, ChangeKind
 from memory_node.planner.llm import ChatCompletionClient, LLMError
-from memory_node.planner.prompt import Change, build_prompt, describe_change
+from memory_node.planner.prompt import build_prompt, describe_change
+
+
+def Change(kind, object_id, label, stamp, old_position=(0, 0, 0), new_position=(0, 0, 0), **kw):
+    """Return a core change event, built positionally like the planner's former record."""
+    return ChangeEvent(
+        ChangeKind(kind),
+        object_id,
+        label,
+        stamp,
+        np.array(old_position, float),
+        np.array(new_position, float),
+        **kw,
+    )
 
 
 def test_prompt_holds_scene_changes_and_task_in_order():
