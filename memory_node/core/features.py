@@ -120,7 +120,10 @@ class LabelTextEncoder:
             or self._model.get_sentence_embedding_dimension
         )
         self.dim = int(dim_of() or 384)
-        self._label_cache: dict[str, np.ndarray] = {}
+        # one label cache per loaded model, shared by every encoder of the process: a memory
+        # restored or created again does not re-encode the labels it already knows
+        with _CACHE_LOCK:
+            self._label_cache: dict[str, np.ndarray] = _CACHE.setdefault(("minilm-labels",), {})
         self._lock = threading.Lock()
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
