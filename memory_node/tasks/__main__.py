@@ -1,0 +1,325 @@
+"""Run the task suite: variants of the agent on held-out houses, scored against the truth.
+
+Usage::
+
+    python -m memory_node.tasks [--seeds 1000-1015] [--quick] [--workers 2]
+                                [--variants no_memory long_term_only full_memory oracle]
+                                [--llm-url http://127.0.0.1:8080/v1 --model M --api-key-env VAR]
+
+Writes ``output/bench/tasks.json`` (every outcome, the summaries, prompt retrieval) and
+``docs/img/tasks.png``, and prints the Markdown table used in ``docs/benchmarks.md``.
+Seeds 100-103 are the training block (used to choose the agent's and world's settings);
+the default report block 1000-1015 is held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memory_node.tasks.agent import VARIANTS, Agent, Outcome
+from memory_node.tasks.score import score, summarise
+
+TRAIN_SEEDS = "100-103"
+HELD_OUT_SEEDS = "1000-1015"
+QUICK_SEEDS = "1000-1001"
+CHANGED = ("moved", "removed", "added", "state")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1000-1003,1010' -> [1000, 1001, 1002, 1003, 1010]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            a, b = part.split("-")
+            seeds.extend(range(int(a), int(b) + 1))
+        elif part:
+            seeds.append(int(part))
+    return seeds
+
+
+def _planner(args: argparse.Namespace) -> Any:
+    from memory_node.planner.plan import LLMPlanner, RuleBasedPlanner
+
+    rules = RuleBasedPlanner()
+    if not args.llm_url:
+        return rules
+    from memory_node.planner.llm import ChatCompletionClient
+
+    client = ChatCompletionClient(args.llm_url, args.model, args.api_key_env, args.llm_timeout_s)
+    return LLMPlanner(client, fallback=rules)
+
+
+def _outcome_record(o: Outcome) -> dict[str, Any]:
+    d = dataclasses.asdict(o)
+    d["found"] = sorted(o.found)
+    return d
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Build one scenario, run every variant on its tasks, measure prompt retrieval."""
+    from memory_node.tasks.retrieval_eval import measure
+    from memory_node.tasks.suite import build_scenario, fresh_memory, task_memory_config
+
+    t0 = time.perf_counter()
+    scenario = build_scenario(seed, memory_config=task_memory_config(args.features))
+    build_s = time.perf_counter() - t0
+    planner = _planner(args)
+    outcomes = []
+    try:
+        for variant in args.variants:
+            agent = Agent(scenario, variant, planner=planner)
+            for task in scenario.tasks:
+                outcomes.append(_outcome_record(score(task, agent.run(task), scenario.world)))
+        retrieval = []
+        memory = fresh_memory(scenario, "full")
+        for task in scenario.tasks:
+            retrieval.append(measure(task, memory, scenario.world))
+        tasks = [dataclasses.asdict(t) | {"changed": t.changed} for t in scenario.tasks]
+    finally:
+        scenario.world.close()
+    logging.getLogger(__name__).info("seed %d done in %.0f s", seed, time.perf_counter() - t0)
+    return {
+        "seed": seed,
+        "build_s": build_s,
+        "rooms_on_return": scenario.rooms_on_return,
+        "tasks": tasks,
+        "outcomes": outcomes,
+        "retrieval": retrieval,
+    }
+
+
+def _summary_of(records: list[dict[str, Any]]) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(Outcome)}
+    return summarise(
+        [Outcome(**{k: v for k, v in r.items() if k in fields and k != "found"}) for r in records]
+    )
+
+
+def aggregate(results: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]:
+    """Summaries per variant: all tasks, changed objects, moved/removed, per kind; targets."""
+    outcomes = [o for r in results for o in r["outcomes"]]
+    groups = {
+        "all": lambda o: o["category"] != "never_existed",
+        "changed": lambda o: o["category"] in CHANGED,
+        "moved_removed": lambda o: o["category"] in ("moved", "removed"),
+        "unchanged": lambda o: o["category"] == "unchanged",
+        "never_existed": lambda o: o["category"] == "never_existed",
+    }
+    for kind in ("go_to", "bring", "is_open", "what_changed", "where_last"):
+        groups[kind] = lambda o, kind=kind: o["kind"] == kind
+    table: dict[str, Any] = {}
+    for v in variants:
+        table[v] = {
+            g: _summary_of([o for o in outcomes if o["variant"] == v and f(o)])
+            for g, f in groups.items()
+        }
+    targets: dict[str, Any] = {}
+    if "full_memory" in table and "no_memory" in table:
+        full, none = table["full_memory"]["changed"], table["no_memory"]["changed"]
+        nav = [o for o in outcomes if o["category"] in CHANGED and o["kind"] in ("go_to", "bring")]
+
+        def mean_path(v: str) -> float:
+            xs = [o["path_m"] for o in nav if o["variant"] == v]
+            return float(np.mean(xs)) if xs else float("nan")
+
+        targets["success_ratio_full_vs_none_changed"] = (
+            full["success"] / none["success"] if none["success"] else math.inf
+        )
+        targets["path_ratio_none_vs_full_changed_nav"] = mean_path("no_memory") / max(
+            mean_path("full_memory"), 1e-9
+        )
+    if "full_memory" in table and "long_term_only" in table:
+        targets["points_full_minus_long_term_moved_removed"] = 100 * (
+            table["full_memory"]["moved_removed"]["success"]
+            - table["long_term_only"]["moved_removed"]["success"]
+        )
+    return {"table": table, "targets": targets, "retrieval": aggregate_retrieval(results)}
+
+
+def aggregate_retrieval(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean tokens and recall per rendering over the tasks with relevant objects."""
+    rows = [r for res in results for r in res["retrieval"] if r["relevant"] > 0]
+    keys = [k for k in (rows[0] if rows else {}) if isinstance(rows[0][k], dict)]
+    out = {}
+    for k in keys:
+        tokens = [r[k]["tokens"] for r in rows]
+        rec = [r[k]["recall"] for r in rows if not math.isnan(r[k]["recall"])]
+        out[k] = {"tokens": float(np.mean(tokens)), "recall": float(np.mean(rec)), "n": len(rec)}
+    if "full_dump" in out:
+        for k in out:
+            out[k]["share_of_full_tokens"] = out[k]["tokens"] / max(
+                out["full_dump"]["tokens"], 1e-9
+            )
+    return out
+
+
+def markdown(summary: dict[str, Any], variants: list[str]) -> str:
+    """Return the tables for docs/benchmarks.md."""
+    lines = [
+        "| variant | all tasks | changed objects | moved/removed | unchanged | path (m) "
+        "| service calls | prompt tokens | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(s: dict[str, Any]) -> str:
+        if not s["n"]:
+            return "-"
+        return f"{s['success']:.2f} [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}] (n={s['n']})"
+
+    for v in variants:
+        t = summary["table"][v]
+        a = t["all"]
+        lines.append(
+            f"| {v} | {cell(a)} | {cell(t['changed'])} | {cell(t['moved_removed'])} "
+            f"| {cell(t['unchanged'])} | {a['path_m']:.1f} | {a['service_calls']:.1f} "
+            f"| {a['prompt_tokens']:.0f} | {a['wall_s']:.2f} |"
+        )
+    lines += [
+        "",
+        "| variant | go to | bring | is open | what changed | where last | never existed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        t = summary["table"][v]
+        lines.append(
+            f"| {v} | "
+            + " | ".join(
+                f"{t[g]['success']:.2f}" if t[g]["n"] else "-"
+                for g in (
+                    "go_to",
+                    "bring",
+                    "is_open",
+                    "what_changed",
+                    "where_last",
+                    "never_existed",
+                )
+            )
+            + " |"
+        )
+    r = summary["retrieval"]
+    if r:
+        lines += [
+            "",
+            "| prompt | tokens | share of full dump | recall of task objects |",
+            "|---|---|---|---|",
+        ]
+        for k, s in r.items():
+            lines.append(
+                f"| {k} | {s['tokens']:.0f} | {s.get('share_of_full_tokens', float('nan')):.3f} "
+                f"| {s['recall']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], variants: list[str], path: Path) -> bool:
+    """Bar chart of success (with intervals) and path length; False when matplotlib is absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    groups = ["all", "changed", "moved_removed", "unchanged"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / len(variants)
+    for i, v in enumerate(variants):
+        t = summary["table"][v]
+        xs = np.arange(len(groups)) + i * width
+        ys = [t[g]["success"] if t[g]["n"] else 0 for g in groups]
+        err = np.array(
+            [[y - t[g]["ci95"][0], t[g]["ci95"][1] - y] for g, y in zip(groups, ys, strict=True)]
+        ).T
+        axes[0].bar(xs, ys, width, yerr=err, capsize=2, label=v)
+        axes[1].bar(i, t["all"]["path_m"], 0.6, label=v)
+    axes[0].set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
+    axes[0].set_ylabel("success (95 % Wilson interval)")
+    axes[0].set_ylim(0, 1.05)
+    axes[0].legend(fontsize=8)
+    axes[1].set_xticks(range(len(variants)), variants, rotation=15)
+    axes[1].set_ylabel("mean path per task (m)")
+    fig.suptitle("Task suite on held-out procedural houses")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _worker(job: tuple[int, argparse.Namespace]) -> dict[str, Any]:
+    seed, args = job
+    return run_seed(seed, args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the suite and write the report."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seeds", default=HELD_OUT_SEEDS, help="held-out house seeds, e.g. 1000-1015")
+    p.add_argument("--quick", action="store_true", help=f"two houses ({QUICK_SEEDS})")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--workers", type=int, default=2, help="houses run in parallel")
+    p.add_argument(
+        "--features",
+        choices=("off", "label_text"),
+        default="off",
+        help="memory features.mode: off = label match (fast), label_text = MiniLM ranking",
+    )
+    p.add_argument("--llm-url", default="", help="OpenAI-compatible base URL ('' = rule-based)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--api-key-env", default="", help="environment variable holding an API key")
+    p.add_argument("--llm-timeout-s", type=float, default=30.0)
+    p.add_argument("--output", default="output/bench/tasks.json")
+    p.add_argument("--plot", default="docs/img/tasks.png", help="'' = no plot")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for name in ("memory_node.core", "memory_sim"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    seeds = parse_seeds(QUICK_SEEDS if args.quick else args.seeds)
+    t0 = time.perf_counter()
+    jobs = [(s, args) for s in seeds]
+    if args.workers > 1 and len(seeds) > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(min(args.workers, len(seeds))) as pool:
+            results = pool.map(_worker, jobs, chunksize=1)
+    else:
+        results = [_worker(j) for j in jobs]
+    summary = aggregate(results, args.variants)
+    wall = time.perf_counter() - t0
+    n_tasks = sum(len(r["tasks"]) for r in results)
+    report = {
+        "seeds": seeds,
+        "train_seeds": TRAIN_SEEDS,
+        "tasks": n_tasks,
+        "variants": args.variants,
+        "planner": "llm" if args.llm_url else "rules",
+        "features": args.features,
+        "wall_s": wall,
+        "summary": summary,
+        "results": results,
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=float))
+    print(markdown(summary, args.variants))
+    print("\ntargets:", json.dumps(summary["targets"], indent=1))
+    print(
+        f"\n{n_tasks} tasks x {len(args.variants)} variants on {len(seeds)} houses in {wall:.0f} s"
+    )
+    if args.plot and plot(summary, args.variants, Path(args.plot)):
+        print(f"plot: {args.plot}")
+    print(f"report: {out}")
+
+
+if __name__ == "__main__":
+    main()
