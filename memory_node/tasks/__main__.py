@@ -68,6 +68,7 @@ def _outcome_record(o: Outcome) -> dict[str, Any]:
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Build one scenario, run every variant on its tasks, measure prompt retrieval."""
+    from memory_node.tasks.relations_eval import support_metrics
     from memory_node.tasks.retrieval_eval import measure
     from memory_node.tasks.suite import build_scenario, fresh_memory, task_memory_config
 
@@ -85,6 +86,9 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         memory = fresh_memory(scenario, "full")
         for task in scenario.tasks:
             retrieval.append(measure(task, memory, scenario.world))
+        support = support_metrics(
+            scenario.world.sim.objects(), list(memory.objects.values()), memory.relations
+        )
         tasks = [dataclasses.asdict(t) | {"changed": t.changed} for t in scenario.tasks]
     finally:
         scenario.world.close()
@@ -96,6 +100,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "tasks": tasks,
         "outcomes": outcomes,
         "retrieval": retrieval,
+        "support": support,
     }
 
 
@@ -144,7 +149,22 @@ def aggregate(results: list[dict[str, Any]], variants: list[str]) -> dict[str, A
             table["full_memory"]["moved_removed"]["success"]
             - table["long_term_only"]["moved_removed"]["success"]
         )
-    return {"table": table, "targets": targets, "retrieval": aggregate_retrieval(results)}
+    claimed = sum(r["support"]["claimed"] for r in results)
+    true = sum(r["support"]["true"] for r in results)
+    correct = sum(r["support"]["correct"] for r in results)
+    support = {
+        "claimed": claimed,
+        "true": true,
+        "correct": correct,
+        "precision": correct / claimed if claimed else float("nan"),
+        "recall": correct / true if true else float("nan"),
+    }
+    return {
+        "table": table,
+        "targets": targets,
+        "retrieval": aggregate_retrieval(results),
+        "support_relations": support,
+    }
 
 
 def aggregate_retrieval(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -313,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=1, default=float))
     print(markdown(summary, args.variants))
     print("\ntargets:", json.dumps(summary["targets"], indent=1))
+    print("on/in relations vs the simulator's support truth:", summary["support_relations"])
     print(
         f"\n{n_tasks} tasks x {len(args.variants)} variants on {len(seeds)} houses in {wall:.0f} s"
     )
