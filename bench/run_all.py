@@ -27,9 +27,11 @@ BENCHES = {
     "accuracy": ["bench.bench_accuracy", "--episode", "tour_changes_tour"],
     "changes": ["bench.bench_changes"],  # held-out seeds 100-139
     "replay": ["bench.bench_replay"],
+    "tasks": ["memory_node.tasks"],  # held-out houses 1000-1015, four agent variants
 }
 QUICK = {
     "ingest": ["--quick"],
+    "tasks": ["--quick"],
     "changes": ["--quick"],
     "replay": ["--frames", "60"],
     "policy_floor": ["--repeats", "2", "--steps", "3"],
