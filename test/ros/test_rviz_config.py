@@ -21,9 +21,17 @@ def test_rviz_config_shows_the_node_topics_with_matching_qos(ros):
     node = ros.add(SceneMemoryNode(context=ros.context))
     shown = displays()
     assert {"MarkerArray", "Image", "Pose", "TF", "Grid"} <= set(shown)
-    published = dict(node.get_publisher_names_and_types_by_node("scene_memory", "/"))
-    subscribed = dict(node.get_subscriber_names_and_types_by_node("scene_memory", "/"))
     markers = shown["MarkerArray"]["Topic"]
+    wanted = {shown[d]["Topic"]["Value"] for d in ("MarkerArray", "Image", "Pose")}
+
+    def graph() -> tuple[dict, dict]:
+        pubs = dict(node.get_publisher_names_and_types_by_node("scene_memory", "/"))
+        subs = dict(node.get_subscriber_names_and_types_by_node("scene_memory", "/"))
+        return pubs, subs
+
+    # the ROS graph learns of the node's own endpoints asynchronously: wait for them
+    assert ros.wait_for(lambda: wanted <= set(graph()[0]) | set(graph()[1]), 20.0), graph()
+    published, subscribed = graph()
     assert published[markers["Value"]] == ["visualization_msgs/msg/MarkerArray"]
     # a late RViz gets the latched markers only with transient local + reliable
     (info,) = node.get_publishers_info_by_topic(markers["Value"])
