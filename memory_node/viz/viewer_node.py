@@ -159,11 +159,12 @@ class RerunViewerNode(Node):
         )
 
 
-def add_viewer_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --viewer, --rrd, --connect, --image-every to a command line."""
-    parser.add_argument(
-        "--viewer", default="none", choices=["none", "rerun"], help="log the memory to Rerun"
-    )
+def add_viewer_arguments(parser: argparse.ArgumentParser, switch: bool = True) -> None:
+    """Add --viewer (with ``switch``), --rrd, --connect, --image-every to a command line."""
+    if switch:
+        parser.add_argument(
+            "--viewer", default="none", choices=["none", "rerun"], help="log the memory to Rerun"
+        )
     parser.add_argument("--rrd", default="", help="--viewer rerun: write this .rrd file")
     parser.add_argument(
         "--connect", default="", help="--viewer rerun: stream to a viewer at this gRPC URL"
@@ -173,10 +174,10 @@ def add_viewer_arguments(parser: argparse.ArgumentParser) -> None:
 
 def logger_from_args(args: argparse.Namespace) -> RerunLogger | None:
     """Return the RerunLogger the viewer arguments ask for (None for --viewer none)."""
-    if args.viewer != "rerun":
+    if getattr(args, "viewer", "rerun") != "rerun":
         return None
     if not (args.rrd or args.connect):
-        raise SystemExit("--viewer rerun needs --rrd FILE or --connect URL")
+        raise SystemExit("Rerun logging needs --rrd FILE or --connect URL")
     return RerunLogger(save_path=args.rrd, connect=args.connect, image_every=args.image_every)
 
 
@@ -185,12 +186,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     from memory_node.ros.bringup import spin_nodes
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_viewer_arguments(parser)
+    add_viewer_arguments(parser, switch=False)
     parser.add_argument("--namespace", default="", help="namespace of the memory's topics")
     args, ros_args = parser.parse_known_args(argv)
-    args.viewer = "rerun"
     logger = logger_from_args(args)
-    assert logger is not None
+    if logger is None:
+        raise SystemExit("memory_viewer: nothing to log to")
     rclpy.init(args=ros_args)
     spin_nodes([RerunViewerNode(logger, namespace=args.namespace)])
 
