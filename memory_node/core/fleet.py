@@ -235,14 +235,12 @@ def match_score(
     """
     if evidence.label != candidate.label:
         return None
-    c_e, c_c = np.asarray(evidence.center, float), np.asarray(candidate.center, float)
-    dist = float(np.linalg.norm(c_e - c_c))
-    diag = min(float(np.linalg.norm(evidence.size)), float(np.linalg.norm(candidate.size)))
-    reach = max(config.match_distance_m, 0.5 * diag)
+    dist = math.dist(evidence.center, candidate.center)  # plain floats: called per candidate
+    d_e = max(math.hypot(*evidence.size), 1e-3)
+    d_c = max(math.hypot(*candidate.size), 1e-3)
+    reach = max(config.match_distance_m, 0.5 * min(d_e, d_c))
     if dist > reach:
         return None
-    d_e = max(float(np.linalg.norm(evidence.size)), 1e-3)
-    d_c = max(float(np.linalg.norm(candidate.size)), 1e-3)
     if max(d_e, d_c) > config.max_size_ratio * min(d_e, d_c):
         return None
     sim = appearance.similarity(evidence.appearance, candidate.appearance)
@@ -366,7 +364,7 @@ def apply_evidence(
         obj.appearance = np.asarray(evidence.appearance, np.float32).copy()
     if stamp < current:
         return False, []
-    old = replace(obj, center=np.array(obj.center), size=np.array(obj.size))
+    old = SceneObject(id=obj.id, center=obj.center, state=obj.state, present=obj.present)
     obj.center = np.array(evidence.center, np.float64).reshape(3)
     obj.size = np.array(evidence.size, np.float64).reshape(3)
     obj.state = evidence.state
@@ -384,7 +382,7 @@ def apply_evidence(
         events.append(_event(ChangeKind.DISAPPEARED, obj, stamp, old))
     elif obj.present and not old.present:
         events.append(_event(ChangeKind.APPEARED, obj, stamp, old))
-    elif obj.present and np.linalg.norm(obj.center - old.center) > config.move_threshold_m:
+    elif obj.present and math.dist(obj.center, old.center) > config.move_threshold_m:
         events.append(_event(ChangeKind.MOVED, obj, stamp, old))
     if obj.present and old.state and obj.state and old.state != obj.state:
         events.append(_event(ChangeKind.STATE_CHANGED, obj, stamp, old))
@@ -447,15 +445,17 @@ def merge_push(
         out.links[e.id] = target.id
 
     # Unlinked objects: best pairs first, one fleet object per robot object.
-    grid: dict[int, list[str]] = {}
+    grid: dict[tuple[int, str], list[str]] = {}
     for fid, cand in fleet.items():
         if fid not in taken:
             c = cand.obj.center
-            grid.setdefault(cell_of(c[0], c[1], config.cell_size_m), []).append(fid)
+            grid.setdefault((cell_of(c[0], c[1], config.cell_size_m), cand.obj.label), []).append(
+                fid
+            )
     pairs: list[tuple[float, int, str]] = []
     for i, e in enumerate(unlinked):
         cells = cells_around(e.center, search_radius(e, config), config.cell_size_m)
-        for fid in (f for key in cells for f in grid.get(key, ())):
+        for fid in (f for key in cells for f in grid.get((key, e.label), ())):
             cand = fleet[fid]
             if not _may_join(e, cand, robot_id, config):
                 continue
@@ -508,10 +508,10 @@ def _merge_duplicates(
     nearly inside the other. The older id is kept.
     """
     pool: dict[str, FleetObject] = {**fleet, **work}
-    grid: dict[int, list[str]] = {}
+    grid: dict[tuple[int, str], list[str]] = {}
     for fid, f in pool.items():
         c = f.obj.center
-        grid.setdefault(cell_of(c[0], c[1], config.cell_size_m), []).append(fid)
+        grid.setdefault((cell_of(c[0], c[1], config.cell_size_m), f.obj.label), []).append(fid)
     for fid in sorted(out.objects):
         if fid in out.removed:
             continue
@@ -519,7 +519,8 @@ def _merge_duplicates(
         if not a.obj.present:
             continue
         cells = cells_around(a.obj.center, search_radius(a.obj, config), config.cell_size_m)
-        for other in sorted({f for key in cells for f in grid.get(key, ())}):
+        label = a.obj.label
+        for other in sorted({f for key in cells for f in grid.get((key, label), ())}):
             if other == fid or other in out.removed:
                 continue
             b = pool[other]

@@ -383,25 +383,50 @@ class FleetStore(abc.ABC):
             int(o.observations), _blob(o.feature), _blob(o.appearance), seq,
         )  # fmt: skip
 
-    def _select_fleet(self, where: str, params: Sequence[Any]) -> list[FleetObject]:
+    def _select_fleet(
+        self, where: str, params: Sequence[Any], features: bool = True
+    ) -> list[FleetObject]:
+        """Return the live fleet objects matching ``where``.
+
+        Without ``features`` their feature is None (a push leaves the stored one in place
+        unless its evidence brings a new one).
+        """
+        columns = _FLEET_COLUMNS if features else _FLEET_COLUMNS.replace("feature,", "NULL,", 1)
         rows = self._execute(
-            f"SELECT {_FLEET_COLUMNS} FROM fleet_objects WHERE merged_into = '' AND ({where})",
-            params,
+            f"SELECT {columns} FROM fleet_objects WHERE merged_into = '' AND ({where})", params
         )
         return [self._fleet_object(r) for r in rows]
 
-    def _fleet_by_ids(self, ids: Sequence[str]) -> list[FleetObject]:
+    def _fleet_by_ids(self, ids: Sequence[str], features: bool = True) -> list[FleetObject]:
         out: list[FleetObject] = []
         for chunk in _chunks(list(ids)):
-            out += self._select_fleet(f"id IN ({_placeholders(len(chunk))})", list(chunk))
+            where = f"id IN ({_placeholders(len(chunk))})"
+            out += self._select_fleet(where, list(chunk), features)
         return out
 
-    def _fleet_in_cells(self, cells: Sequence[int], label: str = "") -> list[FleetObject]:
+    def _fleet_in_cell_labels(self, keys: Sequence[tuple[int, str]]) -> list[FleetObject]:
+        """Fleet objects of the given (cell, label) pairs (the candidates of a push)."""
+        by_label: dict[str, set[int]] = {}
+        for cell, label in keys:
+            by_label.setdefault(label, set()).add(cell)
+        out: list[FleetObject] = []
+        for label, cells in sorted(by_label.items()):  # "cell IN (...) AND label = ?": the index
+            out += (
+                self._fleet_in_cells(sorted(cells), label, False)
+                if label
+                else [f for f in self._fleet_in_cells(sorted(cells), "", False) if not f.obj.label]
+            )
+        return out
+
+    def _fleet_in_cells(
+        self, cells: Sequence[int], label: str = "", features: bool = True
+    ) -> list[FleetObject]:
         out: list[FleetObject] = []
         extra = " AND label = ?" if label else ""
         for chunk in _chunks(sorted(set(cells))):
             params: list[Any] = list(chunk) + ([label] if label else [])
-            out += self._select_fleet(f"cell IN ({_placeholders(len(chunk))}){extra}", params)
+            where = f"cell IN ({_placeholders(len(chunk))}){extra}"
+            out += self._select_fleet(where, params, features)
         return out
 
     # ------------------------------------------------------------------ writes
@@ -454,12 +479,15 @@ class FleetStore(abc.ABC):
                         [robot_id, *chunk],
                     )
                 )
-            cells: set[int] = set()
+            keys: set[tuple[int, str]] = set()
             for o in objects:  # candidates of unlinked objects, look-alikes of linked ones
                 radius = search_radius(o, self.config)
-                cells.update(cells_around(o.center, radius, self.config.cell_size_m))
-            fleet = {f.id: f for f in self._fleet_by_ids(sorted(set(links.values())))}
-            for f in self._fleet_in_cells(sorted(cells)):
+                cells = cells_around(o.center, radius, self.config.cell_size_m)
+                keys.update((c, o.label) for c in cells)
+            # features are not read (the bulk of a row): the upsert keeps the stored one
+            linked = self._fleet_by_ids(sorted(set(links.values())), features=False)
+            fleet = {f.id: f for f in linked}
+            for f in self._fleet_in_cell_labels(sorted(keys)):
                 fleet.setdefault(f.id, f)
 
             def new_id() -> str:
@@ -484,7 +512,12 @@ class FleetStore(abc.ABC):
             self._executemany(
                 f"INSERT INTO fleet_objects ({_FLEET_COLUMNS}) VALUES ({_placeholders(23)}) "
                 "ON CONFLICT (id) DO UPDATE SET "
-                + ", ".join(f"{c} = excluded.{c}" for c in _FLEET_COLUMNS.split(", ")[1:]),
+                + ", ".join(
+                    f"{c} = COALESCE(excluded.{c}, fleet_objects.{c})"
+                    if c == "feature"
+                    else f"{c} = excluded.{c}"
+                    for c in _FLEET_COLUMNS.split(", ")[1:]
+                ),
                 [self._fleet_row(f, seq) for f in result.objects.values()],
             )
             # Each robot's row only moves forward in time (a late, older push changes nothing).

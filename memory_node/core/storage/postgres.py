@@ -53,7 +53,10 @@ class PostgresStore(FleetStore):
             return self._conn
         psycopg = self._psycopg
         try:
-            self._conn = psycopg.connect(self.url, connect_timeout=self.connect_timeout_s)
+            # autocommit: a read is one statement, one round trip; writes open a transaction
+            self._conn = psycopg.connect(
+                self.url, connect_timeout=self.connect_timeout_s, autocommit=True
+            )
         except psycopg.ProgrammingError as exc:
             raise StorageError(f"malformed connection string ({self.describe()}): {exc}") from exc
         except psycopg.Error as exc:
@@ -81,13 +84,13 @@ class PostgresStore(FleetStore):
     def _transaction(self, write: bool) -> Iterator[None]:
         psycopg = self._psycopg
         conn = self._connect()
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            yield  # nested: part of the enclosing transaction
-            return
+        nested = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         try:
+            if nested or not write:  # reads: each statement on its own (they read seq first)
+                yield
+                return
             with conn.transaction():
-                if write:
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
                 yield
         except psycopg.OperationalError as exc:
             self._reset()
