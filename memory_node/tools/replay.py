@@ -304,6 +304,7 @@ def replay_core(
                 observer(frame, memory, events)
 
         first = last = None
+        newest = float("-inf")
         start = time.monotonic()
         for index, (conn, t_log, raw) in enumerate(_messages(reader, connections, bag)):
             t = t_log * 1e-9
@@ -314,21 +315,24 @@ def replay_core(
             stats.messages += 1
             bar.update()
             stream = topics[conn.topic]
+            stamp = conv.time_to_sec(msg.header.stamp)
+            newest = max(newest, stamp)  # header stamps: log times may be on another clock
             if stream in ("odometry", "base_pose"):
                 try:
                     pose.add(msg)
                 except InvalidInput as err:
                     raise BagError(f"{conn.topic}: {err}") from err
-                continue
-            if stream == "info" and "info" not in streams:
+            elif stream == "info" and "info" not in streams:
                 latest_info = msg
-                continue
-            bundle = sync.add(stream, conv.time_to_sec(msg.header.stamp), msg)
-            if bundle is not None:
-                stats.frames += 1
-                pending.append(bundle)
+            else:
+                bundle = sync.add(stream, stamp, msg)
+                if bundle is not None:
+                    stats.frames += 1
+                    pending.append(bundle)
             # a frame waits for the base pose after its stamp (interpolation), at most max_age_s
-            while pending and (pose.ready(pending[0].stamp) or t > pending[0].stamp + max_age):
+            while pending and (
+                pose.ready(pending[0].stamp) or newest > pending[0].stamp + max_age
+            ):
                 ingest(pending.popleft())
         while pending:
             ingest(pending.popleft())

@@ -261,7 +261,9 @@ ODOMETRY = [
 def test_odometry_replay_equals_the_live_memory(recorded, tmp_path, capsys):
     live, _, frames = recorded
     bag = tmp_path / "odom_bag"
-    write_bag(bag, odometry_messages(frames))
+    # logged on the recorder's wall clock (as `ros2 bag record` does with a sim-time robot),
+    # each frame's odometry after its images: frames wait for the pose by header stamp
+    write_bag(bag, [(t, s + 1.8e9, m) for t, s, m in odometry_messages(frames)])
     out = tmp_path / "memory.db"
     code, err = run_main(capsys, str(bag), *ODOMETRY, "--save", str(out))
     assert code == 0, err
