@@ -22,26 +22,24 @@ def test_rviz_config_shows_the_node_topics_with_matching_qos(ros):
     shown = displays()
     assert {"MarkerArray", "Image", "Pose", "TF", "Grid"} <= set(shown)
     markers = shown["MarkerArray"]["Topic"]
-    wanted = {shown[d]["Topic"]["Value"] for d in ("MarkerArray", "Image", "Pose")}
 
-    def graph() -> tuple[dict, dict]:
-        pubs = dict(node.get_publisher_names_and_types_by_node("scene_memory", "/"))
-        subs = dict(node.get_subscriber_names_and_types_by_node("scene_memory", "/"))
+    def endpoints() -> tuple[dict, dict]:
+        """Return the node's own publishers and subscriptions by fully qualified topic."""
+        pubs = {p.topic_name: p for p in node.publishers}
+        subs = {s.topic_name: s for s in node.subscriptions}
         return pubs, subs
 
-    # the ROS graph learns of the node's own endpoints asynchronously: wait for them
-    assert ros.wait_for(lambda: wanted <= set(graph()[0]) | set(graph()[1]), 20.0), graph()
-    published, subscribed = graph()
-    assert published[markers["Value"]] == ["visualization_msgs/msg/MarkerArray"]
+    wanted = {shown[d]["Topic"]["Value"] for d in ("Image", "Pose")}
+    assert ros.wait_for(lambda: wanted <= set(endpoints()[1]), 60.0), endpoints()
+    published, subscribed = endpoints()
+    marker_pub = published[markers["Value"]]
+    assert marker_pub.msg_type.__name__ == "MarkerArray"
     # a late RViz gets the latched markers only with transient local + reliable
-    (info,) = node.get_publishers_info_by_topic(markers["Value"])
-    assert (
-        info.qos_profile.durability.name.lower()
-        == markers["Durability Policy"].replace(" ", "_").lower()
-    )
-    assert info.qos_profile.reliability.name.lower() == markers["Reliability Policy"].lower()
-    assert subscribed[shown["Image"]["Topic"]["Value"]] == ["sensor_msgs/msg/Image"]
-    assert subscribed[shown["Pose"]["Topic"]["Value"]] == ["geometry_msgs/msg/PoseStamped"]
+    qos = marker_pub.qos_profile
+    assert qos.durability.name.lower() == markers["Durability Policy"].replace(" ", "_").lower()
+    assert qos.reliability.name.lower() == markers["Reliability Policy"].lower()
+    assert subscribed[shown["Image"]["Topic"]["Value"]].msg_type.__name__ == "Image"
+    assert subscribed[shown["Pose"]["Topic"]["Value"]].msg_type.__name__ == "PoseStamped"
 
 
 def test_launch_file_starts_rviz_on_request():
