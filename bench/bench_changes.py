@@ -19,6 +19,8 @@ Usage::
     python -m bench.bench_changes --seeds 0-4 --styles all   # each seed in every style
     python -m bench.bench_changes --write-episodes output/episodes/changes --seeds 100
 
+Ctrl-C (SIGINT) stops the run and reports the episodes done so far (``"interrupted": true``).
+
 Prints per style: precision and recall per kind with Wilson 95 % intervals, object recall and
 duplicates, identity swaps, median delay from first view, false events per 1,000 frames on static
 episodes, each against its target; writes the same (and every episode's figures) to
@@ -70,6 +72,16 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds:
         raise argparse.ArgumentTypeError("no seeds given")
     return sorted(seeds)
+
+
+def format_seeds(seeds: list[int]) -> str:
+    """Return "0-4,7" for [0, 1, 2, 3, 4, 7] (the inverse of :func:`parse_seeds`)."""
+    parts, start = [], seeds[0]
+    for a, b in zip(seeds, [*seeds[1:], None], strict=True):
+        if b != a + 1:
+            parts.append(f"{start}-{a}" if a != start else f"{a}")
+            start = b if b is not None else a
+    return ",".join(parts)
 
 
 def run_episode(seed: int, style: str | None, width: int, height: int) -> dict[str, Any] | str:
@@ -261,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     held_out = sorted(set(seeds) & set(HELD_OUT_SEEDS))
     print(
-        f"bench_changes: {len(jobs)} episodes, seeds {seeds[0]}-{seeds[-1]} "
+        f"bench_changes: {len(jobs)} episodes, seeds {format_seeds(seeds)} "
         f"({'HELD-OUT: report only, do not tune' if held_out else 'training'}), "
         f"{args.width}x{args.height}, {args.jobs} processes",
         flush=True,
@@ -289,16 +301,21 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    if args.jobs > 1:
-        for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(key, "1")
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(args.jobs) as pool:
-            for r in pool.imap_unordered(_run_packed, work, chunksize=1):
-                collect(r)
-    else:
-        for w in work:
-            collect(run_episode(*w))
+    interrupted = False
+    try:
+        if args.jobs > 1:
+            for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ.setdefault(key, "1")
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(args.jobs) as pool:
+                for r in pool.imap_unordered(_run_packed, work, chunksize=1):
+                    collect(r)
+        else:
+            for w in work:
+                collect(run_episode(*w))
+    except KeyboardInterrupt:  # Ctrl-C: report the episodes done so far, marked as partial
+        interrupted = True
+        print(f"\ninterrupted: {len(results)} of {len(work)} episodes done", flush=True)
     wall = time.monotonic() - t0
     if not results:
         print("no episode ran")
@@ -314,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         "targets": TARGETS,
         "wall_s": round(wall, 1),
         "processes": args.jobs,
+        "episodes_planned": len(work),
+        "interrupted": interrupted,
         "skipped": skipped,
         "render_s_per_frame": sum(r["render_s"] for r in results)
         / max(1, sum(r["score"].frames for r in results)),
