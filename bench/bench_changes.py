@@ -18,6 +18,7 @@ Usage::
     python -m bench.bench_changes --quick              # training seeds 0-4, one per style
     python -m bench.bench_changes --seeds 0-4 --styles all   # each seed in every style
     python -m bench.bench_changes --write-episodes output/episodes/changes --seeds 100
+    python -m bench.bench_changes --seeds 0-19 --cache output/bench/frames   # render once, reuse
 
 Ctrl-C (SIGINT) stops the run and reports the episodes done so far (``"interrupted": true``).
 
@@ -84,48 +85,53 @@ def format_seeds(seeds: list[int]) -> str:
     return ",".join(parts)
 
 
-def run_episode(seed: int, style: str | None, width: int, height: int) -> dict[str, Any] | str:
+def run_episode(
+    seed: int,
+    style: str | None,
+    width: int,
+    height: int,
+    cache_dir: str = "",
+    render_only: bool = False,
+) -> dict[str, Any] | str:
     """Play one generated episode into a fresh SceneMemory and score it (runs in a worker).
 
     Returns the episode's figures, or why it was skipped (its house is not on this machine).
+    ``render_only``: only fill the frame cache (returns a line saying so).
     """
+    from bench.episode_frames import EpisodeFrames
     from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
     from memory_node.core.types import InvalidInput
     from memory_sim.change_episodes import HouseUnavailable, make_change_episode
-    from memory_sim.episode import EpisodeRunner
 
     t0 = time.monotonic()
     try:
         ce = make_change_episode(seed, style)
     except HouseUnavailable as exc:
         return f"seed {seed}: skipped, {exc}"
-    runner = EpisodeRunner(ce.episode, ce.sim_config(width, height), scene=ce.scene)
-    dropped = ce.dropped_frames(runner.frame_count)
+    source = EpisodeFrames(ce, width, height, cache_dir)
+    if render_only:
+        cached = source.from_cache
+        for _ in source:
+            pass
+        what = "in the cache" if cached else f"rendered in {time.monotonic() - t0:.0f} s"
+        return f"{ce.name}: {source.frames_total} frames {what}"
     memory = SceneMemory(SceneMemoryConfig())
     events: list[MemEvent] = []
     rejected: dict[str, int] = {}
-    render_s = ingest_s = 0.0
-    with runner:
-        for i in range(runner.frame_count):
-            if dropped[i]:
-                runner.skip()
-                continue
-            t1 = time.monotonic()
-            step = runner.step()
-            t2 = time.monotonic()
-            try:
-                memory.ingest(step.frame)
-            except InvalidInput as err:
-                reason = str(err).split(" (")[0]
-                rejected[reason] = rejected.get(reason, 0) + 1
-            ingest_s += time.monotonic() - t2
-            render_s += t2 - t1
-            events.extend(
-                MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position,
-                         e.new_position)
-                for e in memory.drain_events()
-            )  # fmt: skip
-        gt = runner.ground_truth()
+    ingest_s = 0.0
+    for frame in source:
+        t1 = time.monotonic()
+        try:
+            memory.ingest(frame)
+        except InvalidInput as err:
+            reason = str(err).split(" (")[0]
+            rejected[reason] = rejected.get(reason, 0) + 1
+        ingest_s += time.monotonic() - t1
+        events.extend(
+            MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position, e.new_position)
+            for e in memory.drain_events()
+        )
+    gt = source.ground_truth
     objects = [
         MemObject(o.id, o.label, o.center, o.size, o.present, o.last_seen, o.state)
         for o in memory.snapshot().objects
@@ -139,16 +145,17 @@ def run_episode(seed: int, style: str | None, width: int, height: int) -> dict[s
         "seed": seed,
         "house": ce.house,
         "score": score,
-        "frames_total": runner.frame_count,
+        "frames_total": source.frames_total,
+        "from_cache": source.from_cache,
         "frames_rejected": rejected,
         "changes": len(gt["changes"]),
         "wall_s": time.monotonic() - t0,
-        "render_s": render_s,
+        "render_s": source.render_s,
         "ingest_s": ingest_s,
     }
 
 
-def _run_packed(args: tuple[int, str | None, int, int]) -> dict[str, Any] | str:
+def _run_packed(args: tuple[int, str | None, int, int, str, bool]) -> dict[str, Any] | str:
     """:func:`run_episode` for ``imap_unordered`` (one tuple argument)."""
     return run_episode(*args)
 
@@ -250,6 +257,17 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="only write the episodes (YAML + scene JSON) to this folder and exit",
     )
+    p.add_argument(
+        "--cache",
+        default="",
+        help="folder of rendered frames (e.g. output/bench/frames): read when there, "
+        "written when not; rendering is most of the cost",
+    )
+    p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only render the episodes into --cache (no memory, no figures)",
+    )
     p.add_argument("--output", default="output/bench/changes.json")
     args = p.parse_args(argv)  # fmt: skip
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -281,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
-    work = [(seed, style, args.width, args.height) for seed, style in jobs]
+    work = [
+        (seed, style, args.width, args.height, args.cache, args.render_only)
+        for seed, style in jobs
+    ]
 
     def collect(r: dict[str, Any] | str) -> None:
         if isinstance(r, str):
@@ -317,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         print(f"\ninterrupted: {len(results)} of {len(work)} episodes done", flush=True)
     wall = time.monotonic() - t0
+    if args.render_only:
+        return 0
     if not results:
         print("no episode ran")
         return 1
