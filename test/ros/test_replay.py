@@ -114,11 +114,11 @@ def test_replay_into_the_node_over_topics(recorded, ros):
         )
     )
     node_cfg, _ = load_params([str(CONFIG)], PARAMS)
-    stats = replay_topics(str(bags["mcap"]), node_cfg, rate=2.0)
+    stats = replay_topics(str(bags["mcap"]), node_cfg, rate=2.0, wait_for_subscribers_s=60.0)
     assert stats.messages == 7 * n  # six inputs and /clock per frame
-    assert ros.wait_for(lambda: node.delivered["rgb/image"] == n, 20.0), node.counters
+    assert ros.wait_for(lambda: node.delivered["rgb/image"] == n, 60.0), node.counters
     assert ros.wait_for(
-        lambda: node.counters["frames_ingested"] + node.counters["frames_skipped"] == n, 20.0
+        lambda: node.counters["frames_ingested"] + node.counters["frames_skipped"] == n, 60.0
     ), node.counters
     if node.counters["frames_skipped"] == 0:  # every frame ingested: the very same memory
         with node._lock:

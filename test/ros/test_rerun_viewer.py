@@ -107,7 +107,7 @@ def test_viewer_node_records_the_live_memory(ros, tmp_path):
     path = tmp_path / "live.rrd"
     viewer = ros.add(RerunViewerNode(RerunLogger(save_path=str(path)), context=ros.context))
     pub = FramePublisher(ros.client_node)
-    assert ros.wait_for(lambda: pub.pubs["rgb"].get_subscription_count() >= 2, 10.0)
+    assert ros.wait_for(lambda: pub.pubs["rgb"].get_subscription_count() >= 2, 60.0)
     w = world()
     for i, eye in enumerate(EYES):
         pub.publish(pub.frame(w, eye, 5.0 + i), 5.0 + i)
