@@ -47,6 +47,10 @@ def test_export_service_writes_the_live_memory(ros, tmp_path):
 
 
 def test_export_without_a_path_is_refused(ros):
-    ros.add(SceneMemoryNode(context=ros.context))
+    ros.add(
+        SceneMemoryNode(
+            context=ros.context, parameter_overrides=[Parameter("features.mode", value="off")]
+        )
+    )
     res = ros.call(Trigger, "/scene_memory/export", Trigger.Request())
     assert not res.success and "export_path" in res.message

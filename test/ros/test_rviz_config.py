@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rclpy.parameter import Parameter
 
 from memory_node.ros.scene_memory_node import SceneMemoryNode
 
@@ -18,7 +19,11 @@ def displays() -> dict[str, dict]:
 
 
 def test_rviz_config_shows_the_node_topics_with_matching_qos(ros):
-    node = ros.add(SceneMemoryNode(context=ros.context))
+    node = ros.add(
+        SceneMemoryNode(
+            context=ros.context, parameter_overrides=[Parameter("features.mode", value="off")]
+        )
+    )
     shown = displays()
     assert {"MarkerArray", "Image", "Pose", "TF", "Grid"} <= set(shown)
     markers = shown["MarkerArray"]["Topic"]
