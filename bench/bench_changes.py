@@ -193,6 +193,40 @@ def targets_of(summary: dict[str, Any]) -> dict[str, bool | None]:
     return out
 
 
+def markdown_tables(report: dict[str, Any]) -> str:
+    """Return the per-style figures as two Markdown tables (for docs/benchmarks.md)."""
+
+    def cell(r: dict[str, Any]) -> str:
+        if not r["n"]:
+            return "-"
+        lo, hi = r["ci95"]
+        return f"{r['value']:.2f} ({lo:.2f}-{hi:.2f}) {r['k']}/{r['n']}"
+
+    groups = [*report["styles"].items(), ("all", report["all"])]
+    head = "| style | episodes | " + " | ".join(f"{k} P / R" for k in KINDS) + " |"
+    lines = [head, "|" + "---|" * (2 + len(KINDS))]
+    for name, s in groups:
+        kinds = [
+            f"{cell(s['kinds'][k]['precision'])} / {cell(s['kinds'][k]['recall'])}" for k in KINDS
+        ]
+        lines.append(f"| {name} | {s['episodes']} | " + " | ".join(kinds) + " |")
+    lines += [
+        "",
+        "| style | object recall | duplicates | look-alike swaps | median delay s | "
+        "false / 1000 static frames | before 1st change |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in groups:
+        obj, st, pre = s["objects"], s["static"], s["pre_change"]
+        lines.append(
+            f"| {name} | {cell(obj['recall'])} | {cell(obj['duplicates'])} | "
+            f"{cell(s['identity_swaps']['lookalike_moves'])} | {s['median_delay_s']:.2f} | "
+            f"{st['per_1000_frames']:.1f} ({st['false_events']}/{st['frames']}) | "
+            f"{pre['per_1000_frames']:.1f} ({pre['events']}/{pre['frames']}) |"
+        )
+    return "\n".join(lines)
+
+
 def print_summary(title: str, s: dict[str, Any]) -> None:
     """Print one group's figures."""
     print(f"\n--- {title}: {s['episodes']} episodes ({s['static_episodes']} static), "
@@ -268,9 +302,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only render the episodes into --cache (no memory, no figures)",
     )
+    p.add_argument(
+        "--markdown",
+        default="",
+        help="print the tables of a written report (JSON) as Markdown and exit",
+    )
     p.add_argument("--output", default="output/bench/changes.json")
     args = p.parse_args(argv)  # fmt: skip
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.markdown:
+        print(markdown_tables(json.loads(Path(args.markdown).read_text())))
+        return 0
 
     from memory_sim.change_episodes import HELD_OUT_SEEDS, STYLE_NAMES, make_change_episode
 
