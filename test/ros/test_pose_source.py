@@ -109,6 +109,7 @@ def test_a_non_unit_extrinsic_quaternion_fails_activation(ros):
                 Parameter("autostart", value=False),
                 Parameter("inputs.pose_source", value="odometry"),
                 Parameter("pose.base_to_camera_xyzw", value=[0.0, 0.0, 0.0, 2.0]),
+                Parameter("features.mode", value="off"),
             ],
         )
     )
