@@ -44,7 +44,7 @@ from memory_node.evaluation import MemObject, gt_objects_at, match_objects
 
 log = logging.getLogger(__name__)
 
-SCENE = "scene:\n  procedural: {seed: 0}\n"
+SCENE = "scene:\n  procedural: {seed: @HOUSE_SEED@}\n"  # seed 0: tuning; 1 and 4: held out
 CAMERA = "camera: {height_m: 1.3, pitch_deg: -25, speed_mps: 0.6, yaw_rate_dps: 60}\n"
 
 # robot1 sees the changes: they happen in its rooms while it looks at a wall.
@@ -93,6 +93,7 @@ class FleetRunConfig:
     min_frames_seen: int = 10
     max_distance_m: float = 0.3
     seed: int = 0
+    house_seed: int = 0
     features_mode: str = "off"
 
 
@@ -137,7 +138,10 @@ class FleetWorld:
         sim_config.rate_hz = config.rate_hz
         sim_config.seed = config.seed
         sim_config.camera.width_px, sim_config.camera.height_px = config.width, config.height
-        episodes = {r: parse_episode(text, f"{r}.yaml") for r, text in ROBOTS.items()}
+        episodes = {
+            r: parse_episode(text.replace("@HOUSE_SEED@", str(config.house_seed)), f"{r}.yaml")
+            for r, text in ROBOTS.items()
+        }
         # robot1's episode owns the events; its runner owns the one simulator everybody sees.
         self.runner = EpisodeRunner(episodes["robot1"], sim_config)
         scene = self.runner.scene
@@ -282,7 +286,7 @@ def _ros_ask(store_url: str, config: FleetRunConfig) -> tuple[Any, Any]:
             "-p",
             f"storage.url:={store_url}",
             "-p",
-            f"features.mode:={config.features_mode}",
+            f"features.mode:='{config.features_mode}'",  # quoted: YAML reads off as false
         ]
     )
     node = FleetMemoryNode()
@@ -332,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--push-period-s", type=float, default=5.0)
+    p.add_argument(
+        "--house-seed", type=int, default=0, help="procedural house (0 tuned on; 1, 4 held out)"
+    )
     p.add_argument("--features", default="off", choices=("off", "label"))
     p.add_argument("--ros", action="store_true", help="ask robot3's question over ROS")
     args = p.parse_args(argv)
@@ -346,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         width=args.width,
         height=args.height,
         push_period_s=args.push_period_s,
+        house_seed=args.house_seed,
         features_mode=args.features,
     )
     ask, shutdown = _ros_ask(url, config) if args.ros else (None, None)
