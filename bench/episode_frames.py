@@ -3,8 +3,10 @@
 Rendering is most of the cost of ``bench/bench_changes.py`` on a loaded machine, and the frames do
 not depend on the memory: a cache lets the memory be re-run on the same frames (tuning on the
 training seeds, the final held-out run). The cache key holds the episode (path, events, scene),
-the simulator configuration, the resolution and a hash of the simulator's source files, so a
-changed generator or simulator renders again. Frames are stored uncompressed and exact (float32
+the simulator configuration, the resolution and a probe of the simulator's behaviour: the first
+frame, a frame of the scene after every change and the ground truth of that short run. A
+simulator that renders or records differently therefore renders again, while a refactoring that
+changes nothing it produces keeps the cache. Frames are stored uncompressed and exact (float32
 depth, the instance ids, poses and scores as JSON floats): a cached run gives the same figures
 as a rendered one.
 """
@@ -30,13 +32,23 @@ from memory_sim.episode import EpisodeRunner
 from memory_sim.scene import scene_to_dict
 
 
-def _sim_code_hash() -> str:
-    """Hash of the simulator package's source files."""
-    import memory_sim
-
+def _probe(ce: ChangeEpisode, width: int, height: int) -> str:
+    """Hash of what the simulator makes of the episode: two frames and the ground truth."""
     h = hashlib.sha1()
-    for path in sorted(Path(memory_sim.__file__).parent.rglob("*.py")):
-        h.update(path.read_bytes())
+    config = ce.sim_config(width, height)
+    with EpisodeRunner(ce.episode, config, scene=ce.scene) as runner:
+        end = runner.trajectory.duration
+        steps = [runner.sim.observe(runner.trajectory.pose_at(runner.sim.dt), runner.sim.dt)]
+        runner.apply_events_until(end)
+        steps.append(runner.sim.observe(runner.trajectory.pose_at(end), end))
+        for step in steps:
+            f = step.frame
+            for array in (f.rgb, f.depth, f.instance, f.K, f.map_T_camera):
+                h.update(np.ascontiguousarray(array).tobytes())
+            h.update(repr(sorted((f.instance_labels or {}).items())).encode())
+            h.update(repr(sorted((f.instance_states or {}).items())).encode())
+        truth = runner.ground_truth()
+    h.update(json.dumps(truth, sort_keys=True, default=_json_default).encode())
     return h.hexdigest()[:12]
 
 
@@ -47,7 +59,7 @@ def cache_key(ce: ChangeEpisode, width: int, height: int) -> str:
         "scene": scene_to_dict(ce.scene),
         "sim": {s.name: s.default for s in flatten(ce.sim_config(width, height))},
         "drop": ce.style.drop_prob,
-        "code": _sim_code_hash(),
+        "probe": _probe(ce, width, height),
     }
     digest = hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
     return f"{ce.name}_{width}x{height}_{digest[:12]}"
