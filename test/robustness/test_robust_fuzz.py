@@ -101,7 +101,7 @@ class SceneRig:
     def __init__(self, node: SceneMemoryNode) -> None:
         self.node = node
         self.reasons: list[str] = []
-        node._drop = self.reasons.append  # type: ignore[method-assign]
+        node._drop = lambda reason, text: self.reasons.append(reason)  # type: ignore[method-assign]
         self.clock = itertools.count(1)
         self.base = [messages(1.0, i) for i in range(4)]
 
