@@ -8,9 +8,11 @@ beyond those products (softmax, norms, copies, consolidation, Python) shows as t
 step / floor.
 
 For each device (CPU; CUDA when ``torch.cuda.is_available()``, else the column says "not
-available") and each thread count, the floor and the step are measured back to back, ``repeats``
-times; the reported ratio is the median of the per-repeat ratios, so load from other processes
-hits both alike. Steps run at capacity: each timed step reads L entries, writes and consolidates.
+available") and each thread count, one pass over the floor's products and one step of each
+variant alternate, ``steps`` times per repeat; a repeat's ratio is the median step over the
+median floor pass, and the reported ratio is the median over ``repeats`` repeats, so load from
+other processes hits the floor and the step alike. Steps run at capacity: each timed step
+reads L entries, writes and consolidates.
 
 Variants timed in the same run:
 
@@ -31,6 +33,7 @@ Writes ``output/bench/policy_floor.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
+import array
 import dataclasses
 import json
 import os
@@ -115,21 +118,16 @@ class Floor:
             for g in gemms
         ]
 
-    def measure(self, reps: int = 3) -> float:
-        """Seconds for all the step's products: per shape the fastest of ``reps`` x count."""
-        total = 0.0
+    def measure(self) -> float:
+        """Seconds of one pass over all the step's products, each ``count`` times, in order."""
         with torch.inference_mode():
+            sync(self.device)
+            start = time.perf_counter()
             for g, a, b, out in self.operands:
-                best = float("inf")
-                for _ in range(reps):
-                    sync(self.device)
-                    start = time.perf_counter()
-                    for _ in range(g.count):
-                        torch.matmul(a, b, out=out)
-                    sync(self.device)
-                    best = min(best, time.perf_counter() - start)
-                total += best
-        return total
+                for _ in range(g.count):
+                    torch.matmul(a, b, out=out)
+            sync(self.device)
+            return time.perf_counter() - start
 
 
 def bank_step(
@@ -190,7 +188,15 @@ class ServiceRun:
 
     def step(self, t: int, p: np.ndarray, c: np.ndarray, write: bool = True) -> object:
         """One ``~/step`` round trip; raises when the node refuses it."""
-        res = self.client.policy_step(t, p, c, write=write)
+        from memory_interfaces.srv import PolicyMemoryStep
+
+        req = PolicyMemoryStep.Request(
+            timestep=t, num_tokens=p.shape[0], dim=p.shape[1], write=write
+        )
+        req.perceptual, req.cognitive = array.array("f"), array.array("f")
+        req.perceptual.frombytes(memoryview(np.ascontiguousarray(p, np.float32)).cast("B"))
+        req.cognitive.frombytes(memoryview(np.ascontiguousarray(c, np.float32)).cast("B"))
+        res = self.client.call(PolicyMemoryStep, "policy_memory/step", req, timeout_s=300.0)
         if not res.success:
             raise RuntimeError(f"~/step failed: {res.message}")
         return res
@@ -262,12 +268,14 @@ def run_device(
         per_variant: dict[str, list[float]] = {name: [] for name in steps}
         samples: dict[str, list[float]] = {name: [] for name in steps}
         for r in range(args.repeats):
-            floors.append(floor.measure())
             block = range(fill + r * args.steps, fill + (r + 1) * args.steps)
+            floor_times: list[float] = []
             times: dict[str, list[float]] = {name: [] for name in steps}
-            for t in block:  # variants alternate step by step
+            for t in block:  # one floor pass, then each variant's step, alternating
+                floor_times.append(floor.measure())
                 for name, step in steps.items():
                     times[name].append(timed(step, t, inputs[t]))
+            floors.append(statistics.median(floor_times))
             for name, values in times.items():
                 per_variant[name].append(statistics.median(values))
                 samples[name] += values
@@ -348,9 +356,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     gemms = step_gemms(config, args.tokens, args.capacity)
     results: dict[str, Any] = {"cpu": {}}
     for threads in args.threads:
+        print(f"cpu, {threads} thread(s) ...", flush=True)
         results["cpu"][str(threads)] = run_device(
             args, torch.device("cpu"), threads, service=not args.no_service
         )
+        print(json.dumps(results["cpu"][str(threads)]), flush=True)
     if torch.cuda.is_available():
         results["cuda"] = {"1": run_device(args, torch.device("cuda"), 1, service=False)}
     else:
