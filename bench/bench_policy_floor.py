@@ -167,14 +167,16 @@ class ServiceRun:
             "num_threads": threads,
             "device": config.device,
         }
+        # A namespace of its own: other nodes or clients on this DDS domain must not interfere.
+        namespace = f"bench_policy_floor_{os.getpid()}_{threads}"
         cmd = [sys.executable, "-m", "memory_node.ros.bringup", "--nodes", "policy_memory"]
-        cmd += ["--log-level", "warn"]
+        cmd += ["--namespace", namespace, "--log-level", "warn"]
         for key, value in params.items():
             cmd += ["-p", f"{key}:={value}"]
         self.proc = subprocess.Popen(cmd, env=os.environ.copy())
         if not rclpy.ok():
             rclpy.init()
-        self.client = MemoryClient(node_name=f"bench_policy_floor_{threads}")
+        self.client = MemoryClient(namespace=namespace, node_name="bench_policy_floor_client")
         deadline = time.monotonic() + 120.0
         while True:
             try:
