@@ -11,8 +11,9 @@ For each device (CPU; CUDA when ``torch.cuda.is_available()``, else the column s
 available") and each thread count, one pass over the floor's products and one step of each
 variant alternate, ``steps`` times per repeat; a repeat's ratio is the median step over the
 median floor pass, and the reported ratio is the median over ``repeats`` repeats, so load from
-other processes hits the floor and the step alike. Steps run at capacity: each timed step
-reads L entries, writes and consolidates.
+other processes hits the floor and the step alike. Each setting runs in a fresh process (its
+thread count set once, before any torch work, as in the node). Steps run at capacity: each timed
+step reads L entries, writes and consolidates.
 
 Variants timed in the same run:
 
@@ -235,6 +236,7 @@ def run_device(
 ) -> dict[str, Any]:
     """Floor, in-core step (and service round trip) for one device and thread count."""
     torch.set_num_threads(threads)
+    service = service and not args.no_service
     dtype = torch.float32
     config = dataclasses.replace(
         PolicyBankConfig(),
@@ -314,7 +316,8 @@ def print_table(report: dict[str, Any]) -> None:
     print(
         f"policy step vs FLOP floor: {cfg['num_tokens']} tokens x {cfg['dim']} dims, "
         f"L={cfg['capacity']}, {report['flops'] / 1e9:.2f} GFLOP/step, "
-        f"{cfg['repeats']} repeats x {cfg['steps']} steps"
+        f"{cfg['repeats']} repeats x {cfg['steps']} steps, "
+        f"OMP_WAIT_POLICY={cfg['omp_wait_policy']}"
     )
     header = f"{'device':<6} {'thr':>3} {'floor ms':>9} {'GFLOP/s':>8} "
     header += f"{'step ms':>8} {'x floor':>7} {'~/step ms':>9} {'x floor':>7} {'transp ms':>9}"
@@ -338,6 +341,33 @@ def print_table(report: dict[str, Any]) -> None:
                 )
 
 
+def worker_env(args: argparse.Namespace) -> dict[str, str]:
+    """Environment of the measuring processes: ``OMP_WAIT_POLICY`` as asked.
+
+    OpenMP threads spin while they wait for work by default; on a CPU shared with other busy
+    processes the spinning thread takes the time slice the working one needs (a 2-thread step
+    became several times slower than a 1-thread one here). PASSIVE makes them sleep instead.
+    """
+    env = os.environ.copy()
+    if args.omp_wait_policy != "inherit":
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    return env
+
+
+def run_setting(
+    args: argparse.Namespace, argv: list[str] | None, device: str, threads: int
+) -> dict[str, Any]:
+    """Run one (device, threads) setting in a fresh Python process; return its result."""
+    forwarded = list(sys.argv[1:] if argv is None else argv)
+    cmd = [sys.executable, str(Path(__file__).resolve()), *forwarded]
+    cmd += ["--setting", f"{device}:{threads}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=worker_env(args))
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise SystemExit(f"{device}:{threads} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print the table and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -352,21 +382,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--reference", action="store_true", help="also time the batched module (B = 1)"
     )
     parser.add_argument("--output", type=Path, default=Path("output/bench/policy_floor.json"))
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("PASSIVE", "ACTIVE", "inherit"),
+        default="PASSIVE",
+        help="OMP_WAIT_POLICY of the measuring processes and the node (inherit = as set here)",
+    )
+    parser.add_argument("--setting", help=argparse.SUPPRESS)  # DEVICE:THREADS, worker process
     args = parser.parse_args(argv)
+
+    if args.setting:  # one setting in a fresh process: threads set once, before any torch work
+        device, threads = args.setting.split(":")
+        torch.set_num_threads(int(threads))
+        result = run_device(args, torch.device(device), int(threads), device == "cpu")
+        print("RESULT " + json.dumps(result), flush=True)
+        return result
 
     config = dataclasses.replace(PolicyBankConfig(), dim=args.dim, capacity=args.capacity)
     gemms = step_gemms(config, args.tokens, args.capacity)
-    results: dict[str, Any] = {"cpu": {}}
-    for threads in args.threads:
-        print(f"cpu, {threads} thread(s) ...", flush=True)
-        results["cpu"][str(threads)] = run_device(
-            args, torch.device("cpu"), threads, service=not args.no_service
-        )
-        print(json.dumps(results["cpu"][str(threads)]), flush=True)
+    settings = [("cpu", t) for t in args.threads]
     if torch.cuda.is_available():
-        results["cuda"] = {"1": run_device(args, torch.device("cuda"), 1, service=False)}
-    else:
-        results["cuda"] = "not available (torch.cuda.is_available() is false on this machine)"
+        settings.append(("cuda", 1))
+    results: dict[str, Any] = {
+        "cpu": {},
+        "cuda": "not available (torch.cuda.is_available() is false on this machine)",
+    }
+    for device, threads in settings:
+        print(f"{device}, {threads} thread(s) ...", flush=True)
+        result = run_setting(args, argv, device, threads)
+        if device == "cuda" and isinstance(results["cuda"], str):
+            results["cuda"] = {}
+        results[device][str(threads)] = result
     report = {
         "benchmark": "policy_step_vs_flop_floor",
         "config": {
@@ -378,6 +424,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "ffn_dim": config.ffn_dim,
             "repeats": args.repeats,
             "steps": args.steps,
+            "omp_wait_policy": args.omp_wait_policy,
         },
         "flops": sum(g.flops for g in gemms),
         "gemms": [{**dataclasses.asdict(g), "flops": g.flops} for g in gemms],
