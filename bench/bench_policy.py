@@ -129,7 +129,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warmup = args.capacity + 5
     inputs = make_tokens(warmup + args.steps, args.tokens, args.dim)
-    base = dataclasses.replace(PolicyBankConfig(), dim=args.dim, capacity=args.capacity)
+    base = dataclasses.replace(
+        PolicyBankConfig(), dim=args.dim, capacity=args.capacity, num_threads=args.threads
+    )
     variants: dict[str, Callable[[int, np.ndarray, np.ndarray], object]] = {
         "passthrough": passthrough_step,
         "recompute": bank_step(base, in_place=False, cache=False),

@@ -13,6 +13,7 @@ Concurrency: both services share one mutually-exclusive callback group, so steps
 
 from __future__ import annotations
 
+import os
 import threading
 import traceback
 
@@ -68,6 +69,16 @@ class PolicyMemoryNode(LifecycleNode):
             f"device={memory.device} dtype={str(memory.dtype).removeprefix('torch.')} "
             f"threads={memory.num_threads} checkpoint={cfg.checkpoint_path or '(random init)'}"
         )
+        if (
+            memory.device.type == "cpu"
+            and memory.num_threads > 1
+            and not os.environ.get("OMP_WAIT_POLICY")
+        ):
+            self.get_logger().warning(
+                f"{memory.num_threads} torch threads with OpenMP's spinning wait: on a CPU shared "
+                "with other busy processes steps can be several times slower than on one thread; "
+                "start the process with OMP_WAIT_POLICY=PASSIVE (or set num_threads: 1)"
+            )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
