@@ -21,5 +21,8 @@ if [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ] && [ -z "${FASTDDS_DEFAULT_PROFI
   export FASTRTPS_DEFAULT_PROFILES_FILE="$_mn_root/config/fastdds_large_data.xml"
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# OpenMP threads sleep when idle: with the default (spinning) policy a 2-thread policy step on a
+# busy 2-core machine took 2.3 s against 0.5 s (bench_policy_floor). Kept when you set your own.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export PATH="$_mn_root/install/memory_node/lib/memory_node:$PATH"
 unset _mn_root
