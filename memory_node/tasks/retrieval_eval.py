@@ -6,7 +6,9 @@ the full change history) is scored by:
 * ``tokens``: WordPiece tokens of the text (the renderer's counter);
 * ``recall``: share of the task-relevant objects (the object named, the destination, the
   objects changed in the room asked about; present ones, as they are now) that the text names
-  on a line holding a position within ``tolerance_m`` of the object's true centre.
+  on a line holding a position within ``tolerance_m`` of the object's true centre;
+* ``recall_remembered``: the same over the relevant objects that the full dump holds at their
+  true place (what a rendering can at best keep: the rest the memory does not know).
 """
 
 from __future__ import annotations
@@ -67,12 +69,26 @@ def recall(text: str, relevant: list[tuple[str, np.ndarray]], tolerance_m: float
 def measure(task: Task, memory: SceneMemory, world: TaskWorld) -> dict[str, Any]:
     """Tokens and recall of each rendering for ``task`` (see the module docstring)."""
     relevant = relevant_objects(task, world)
-    out: dict[str, Any] = {"task_id": task.id, "kind": task.kind, "relevant": len(relevant)}
+    full = memory.render()
+    known = [r for r in relevant if recall(full.text, [r]) == 1.0]
+    out: dict[str, Any] = {
+        "task_id": task.id,
+        "kind": task.kind,
+        "relevant": len(relevant),
+        "remembered": len(known),
+    }
+
+    def entry(text: str, tokens: int) -> dict[str, Any]:
+        return {
+            "tokens": tokens,
+            "recall": recall(text, relevant),
+            "recall_remembered": recall(text, known),
+        }
+
     for budget in BUDGETS:
         r = memory.render(focus=task.text, max_tokens=budget)
-        out[f"focused_{budget}"] = {"tokens": r.token_count, "recall": recall(r.text, relevant)}
-    full = memory.render()
-    out["full_dump"] = {"tokens": full.token_count, "recall": recall(full.text, relevant)}
+        out[f"focused_{budget}"] = entry(r.text, r.token_count)
+    out["full_dump"] = entry(full.text, full.token_count)
     history = "\n".join(describe_change(c) for c in memory.changes())
-    out["change_history"] = {"tokens": count_tokens(history), "recall": recall(history, relevant)}
+    out["change_history"] = entry(history, count_tokens(history))
     return out
