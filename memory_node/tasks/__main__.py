@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from memory_node.tasks.agent import VARIANTS, Agent, Outcome
-from memory_node.tasks.score import score, summarise
+from memory_node.tasks.agent import VARIANTS, Outcome
+from memory_node.tasks.runner import worker
+from memory_node.tasks.score import summarise
 
 TRAIN_SEEDS = "100-103,1000"
 HELD_OUT_SEEDS = "2000-2015"
@@ -48,62 +49,6 @@ def parse_seeds(text: str) -> list[int]:
         elif part:
             seeds.append(int(part))
     return seeds
-
-
-def _planner(args: argparse.Namespace) -> Any:
-    from memory_node.planner.plan import LLMPlanner, RuleBasedPlanner
-
-    rules = RuleBasedPlanner()
-    if not args.llm_url:
-        return rules
-    from memory_node.planner.llm import ChatCompletionClient
-
-    client = ChatCompletionClient(args.llm_url, args.model, args.api_key_env, args.llm_timeout_s)
-    return LLMPlanner(client, fallback=rules)
-
-
-def _outcome_record(o: Outcome) -> dict[str, Any]:
-    d = dataclasses.asdict(o)
-    d["found"] = sorted(o.found)
-    return d
-
-
-def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Build one scenario, run every variant on its tasks, measure prompt retrieval."""
-    from memory_node.tasks.relations_eval import support_metrics
-    from memory_node.tasks.retrieval_eval import measure
-    from memory_node.tasks.suite import build_scenario, fresh_memory, task_memory_config
-
-    t0 = time.perf_counter()
-    scenario = build_scenario(seed, memory_config=task_memory_config(args.features))
-    build_s = time.perf_counter() - t0
-    planner = _planner(args)
-    outcomes = []
-    try:
-        for variant in args.variants:
-            agent = Agent(scenario, variant, planner=planner)
-            for task in scenario.tasks:
-                outcomes.append(_outcome_record(score(task, agent.run(task), scenario.world)))
-        retrieval = []
-        memory = fresh_memory(scenario, "full")
-        for task in scenario.tasks:
-            retrieval.append(measure(task, memory, scenario.world))
-        support = support_metrics(
-            scenario.world.sim.objects(), list(memory.objects.values()), memory.relations
-        )
-        tasks = [dataclasses.asdict(t) | {"changed": t.changed} for t in scenario.tasks]
-    finally:
-        scenario.world.close()
-    logging.getLogger(__name__).info("seed %d done in %.0f s", seed, time.perf_counter() - t0)
-    return {
-        "seed": seed,
-        "build_s": build_s,
-        "rooms_on_return": scenario.rooms_on_return,
-        "tasks": tasks,
-        "outcomes": outcomes,
-        "retrieval": retrieval,
-        "support": support,
-    }
 
 
 def _summary_of(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -287,21 +232,6 @@ def plot(summary: dict[str, Any], variants: list[str], path: Path) -> bool:
     return True
 
 
-def _seed_file(args: argparse.Namespace, seed: int) -> Path:
-    return Path(args.output + ".d") / f"{seed}.json"
-
-
-def _worker(job: tuple[int, argparse.Namespace]) -> dict[str, Any]:
-    seed, args = job
-    cached = _seed_file(args, seed)
-    if args.reuse and cached.is_file():
-        return dict(json.loads(cached.read_text()))
-    result = run_seed(seed, args)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(result, default=float))
-    return result
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the suite and write the report."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -332,9 +262,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers > 1 and len(seeds) > 1:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(min(args.workers, len(seeds))) as pool:
-            results = pool.map(_worker, jobs, chunksize=1)
+            results = pool.map(worker, jobs, chunksize=1)
     else:
-        results = [_worker(j) for j in jobs]
+        results = [worker(j) for j in jobs]
     summary = aggregate(results, args.variants)
     wall = time.perf_counter() - t0
     n_tasks = sum(len(r["tasks"]) for r in results)
