@@ -16,8 +16,9 @@ export PYTHONPATH="$_mn_root:$_mn_root/sim${PYTHONPATH:+:$PYTHONPATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # No model hub is reachable: models load from packaged files or local paths only.
 # Large images between processes: a 32 MiB shared-memory segment (the default 512 KiB loses
-# best-effort camera frames). Kept when you chose your own Fast DDS profile.
-if [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ] && [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ]; then
+# best-effort camera frames). Kept when you chose your own Fast DDS profile; set the variable
+# to '' to keep Fast DDS's defaults.
+if [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE+x}" ] && [ -z "${FASTDDS_DEFAULT_PROFILES_FILE+x}" ]; then
   export FASTRTPS_DEFAULT_PROFILES_FILE="$_mn_root/config/fastdds_large_data.xml"
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -30,6 +30,7 @@ BENCHES = {
     "tasks": ["memory_node.tasks"],  # held-out houses 1000-1015, four agent variants
     # 100k objects, PostgreSQL vs SQLite; 60 s soak of 3 writers with the server down for 10 s
     "fleet_storage": ["bench.bench_fleet_storage", "--soak-s", "60", "--outage-s", "10"],
+    "ros_ingest": ["bench.bench_ros_ingest"],
 }
 QUICK = {
     "ingest": ["--quick"],
@@ -38,6 +39,7 @@ QUICK = {
     "replay": ["--frames", "60"],
     "policy_floor": ["--repeats", "2", "--steps", "3"],
     "fleet_storage": ["--objects", "20000", "--soak-s", "20", "--outage-s", "5"],
+    "ros_ingest": ["--quick"],
 }
 
 

@@ -43,10 +43,11 @@ def use_large_data_profile() -> str:
     """Point Fast DDS at the packaged large-data profile unless the user chose a profile.
 
     Call before ``rclpy.init`` (Fast DDS reads the variable when it creates the participant);
-    child processes inherit it. Returns the profile file in effect ('' when none).
+    child processes inherit it. A variable set to '' keeps Fast DDS's defaults (opt-out).
+    Returns the profile file in effect ('' when none).
     """
     for name in (PROFILE_ENV, "FASTDDS_DEFAULT_PROFILES_FILE"):
-        if os.environ.get(name):
+        if name in os.environ:
             return os.environ[name]
     path = large_data_profile()
     if not path.is_file():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 import time
 import traceback
@@ -53,7 +54,9 @@ from memory_interfaces.srv import (
 from memory_node.core.config import flatten, param
 from memory_node.core.export import memory_document
 from memory_node.core.features import ClipEncoder
+from memory_node.core.memory_view import MemoryView, ViewRetriever, replay_accesses
 from memory_node.core.pose_buffer import PoseConfig
+from memory_node.core.retrieval import Retriever
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
 from memory_node.core.stamp_guard import check_not_ahead
 from memory_node.core.sync import Bundle, StampSynchronizer, SyncConfig, diagnose_pairing
@@ -242,6 +245,10 @@ class SceneMemoryNode(LifecycleNode):
         self._running = False
         self._closed = False
         self._version = 0
+        # Services read an immutable view swapped in after each frame (never the live memory).
+        self._view: MemoryView | None = None
+        self._retriever: ViewRetriever | None = None
+        self._graph_time = -math.inf  # when the view's relations and zones were refreshed
         self._published_version = -1
         self._last_save = time.monotonic()
         self._last_fleet_push = 0.0
@@ -317,7 +324,10 @@ class SceneMemoryNode(LifecycleNode):
                 self.get_logger().error(f"cannot load {path}: {err}; starting empty")
         with self._lock:
             self.memory = memory
-            self._version += 1
+            self._retriever = ViewRetriever(
+                lambda: Retriever(memory.config.retrieval, memory.encode_text)
+            )
+            self._new_view()
         self.get_logger().info(f"scene memory configured; models: {self._models}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -458,6 +468,7 @@ class SceneMemoryNode(LifecycleNode):
         """Drop the memory."""
         with self._lock:
             self.memory = None
+            self._view = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -607,7 +618,7 @@ class SceneMemoryNode(LifecycleNode):
                     return
                 self.memory.ingest(frame)
                 events = self.memory.drain_events()
-                self._version += 1
+                self._new_view(refresh_graph=False)
         except _Rejected as err:
             self._drop(err.reason, str(err))
             return
@@ -628,25 +639,41 @@ class SceneMemoryNode(LifecycleNode):
             frame_id=self.node_config.publish.frame_id, stamp=self.get_clock().now().to_msg()
         )
 
+    def _new_view(self, refresh_graph: bool = True) -> None:
+        """Swap in the read view of the memory as it is now (call with the lock held).
+
+        Relations and zones are brought up to date at most every ``publish.graph_period_s``
+        during ingest (their zone labelling runs the text model); objects and changes always.
+        """
+        memory = self.memory
+        if memory is None:
+            return
+        replay_accesses(memory, self._view)
+        self._version += 1
+        now = time.monotonic()
+        if now - self._graph_time >= self.node_config.publish.graph_period_s:
+            refresh_graph = True
+        if refresh_graph or self._view is None:
+            self._graph_time = now
+            self._view = MemoryView.of(memory, self._version)
+        else:
+            self._view = MemoryView.of(memory, self._version, graph_from=self._view)
+
     def _on_publish_timer(self) -> None:
         self._autosave()
         self._push_fleet()
-        if self._version == self._published_version:
+        view = self._view
+        if view is None or view.version == self._published_version:
             return
-        with self._lock:
-            if self.memory is None:
-                return
-            version = self._version
-            objects = list(self.memory.objects.values())
-            relations = list(self.memory.relations)
-            zones = list(self.memory.zones)
-            header = self._header()
-            graph = conv.graph_to_msg(objects, relations, zones, header)
-            markers = (
-                conv.graph_to_markers(objects, relations, zones, header)
-                if self.node_config.publish.markers
-                else None
-            )
+        version = view.version
+        objects = list(view.objects.values())
+        header = self._header()
+        graph = conv.graph_to_msg(objects, view.relations, view.zones, header)
+        markers = (
+            conv.graph_to_markers(objects, view.relations, view.zones, header)
+            if self.node_config.publish.markers
+            else None
+        )
         self._graph_pub.publish(graph)
         if markers is not None:
             self._marker_pub.publish(markers)
@@ -762,6 +789,25 @@ class SceneMemoryNode(LifecycleNode):
         res.success = True
         return out
 
+    def _call_view(self, res: Any, fn: Callable[[MemoryView, Retriever], Any]) -> Any:
+        """Run ``fn`` on the current read view, without waiting for an ingest in progress."""
+        res.success = False
+        view, retriever = self._view, self._retriever
+        if view is None or retriever is None:
+            res.message = "scene_memory is not configured"
+            return None
+        try:
+            out = fn(view, retriever.for_view(view))
+        except InvalidInput as err:
+            res.message = str(err)
+            return None
+        except Exception as err:  # a bad request must never kill the node
+            self.get_logger().error(traceback.format_exc())
+            res.message = f"internal error: {err}"
+            return None
+        res.success = True
+        return out
+
     def _reply(self, res: Any, build: Callable[[], None]) -> Any:
         """Fill ``res`` with ``build``; a conversion error answers success=false, never raises."""
         try:
@@ -784,7 +830,7 @@ class SceneMemoryNode(LifecycleNode):
             k=int(req.k),
             include_embeddings=bool(req.include_embeddings),
         )
-        found = self._call_core(res, lambda m: m.query(query))
+        found = self._call_view(res, lambda v, r: v.query(r, query))
         if found is None:
             return res
 
@@ -797,23 +843,28 @@ class SceneMemoryNode(LifecycleNode):
         return self._reply(res, build)
 
     def _on_graph(self, req: GetSceneGraph.Request, res: GetSceneGraph.Response) -> Any:
-        out = self._call_core(
-            res, lambda m: m.render(req.focus, int(req.max_objects), int(req.max_tokens))
+        encode = self.memory.encode_text if self.memory is not None else None
+        out = self._call_view(
+            res,
+            lambda v, r: v.render(req.focus, int(req.max_objects), int(req.max_tokens), encode, r),
         )
         if out is None:
             return res
+        objects, relations, zones, text, tokens = out
 
         def build() -> None:
-            res.graph = conv.graph_to_msg(out.objects, out.relations, out.zones, self._header())
-            res.text = out.text
-            res.token_count = int(out.token_count)
-            res.message = f"{len(out.objects)} objects, {out.token_count} tokens"
+            res.graph = conv.graph_to_msg(objects, relations, zones, self._header())
+            res.text = text
+            res.token_count = int(tokens)
+            res.message = f"{len(objects)} objects, {tokens} tokens"
 
         return self._reply(res, build)
 
     def _on_changes(self, req: GetObjectChanges.Request, res: GetObjectChanges.Response) -> Any:
         since = conv.time_to_sec(req.since)
-        out = self._call_core(res, lambda m: m.changes(since, req.object_id, int(req.max_results)))
+        out = self._call_view(
+            res, lambda v, _: v.changes(since, req.object_id, int(req.max_results))
+        )
         if out is None:
             return res
 
@@ -858,7 +909,7 @@ class SceneMemoryNode(LifecycleNode):
         self._call_core(res, lambda m: m.load(path))
         if res.success:
             with self._lock:
-                self._version += 1
+                self._new_view()
                 n = len(self.memory.objects) if self.memory else 0
             res.message = f"loaded {n} objects from {path}"
         return res
@@ -867,6 +918,8 @@ class SceneMemoryNode(LifecycleNode):
 def main(args: list[str] | None = None) -> None:
     """Run the scene_memory node until Ctrl-C."""
     from memory_node.ros.bringup import spin_nodes
+    from memory_node.ros.environment import use_large_data_profile
 
+    use_large_data_profile()
     rclpy.init(args=args)
     spin_nodes([SceneMemoryNode()])

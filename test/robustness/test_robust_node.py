@@ -125,6 +125,8 @@ def test_a_reply_that_cannot_be_converted_answers_success_false(node: SceneMemor
     broken = SceneObject(id="obj_000000", label="mug", center=np.zeros(3), size=np.ones(3))
     broken.first_seen = "yesterday"  # type: ignore[assignment]  # what a corrupt file loaded
     memory._objects[broken.id] = broken
+    with node._lock:
+        node._new_view()  # services answer from the view swapped in after each change
     res = node._on_query(QueryObjects.Request(k=10), QueryObjects.Response())
     assert not res.success and "reply" in res.message
     res = node._on_graph(GetSceneGraph.Request(), GetSceneGraph.Response())

@@ -13,6 +13,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from test_scene_memory_node import EYES, FramePublisher, query, world
 
+from memory_interfaces.srv import GetObjectChanges, GetSceneGraph, SaveMemory
 from memory_node.ros import conversions as conv
 from memory_node.ros.scene_memory_node import SceneMemoryNode
 
@@ -143,3 +144,41 @@ def test_best_available_receives_publishers_that_start_after_the_node(ros, relia
         pub.publish(frame, t)
         t += 0.1
         assert t < 30.0, (node.counters, node.delivered)
+
+
+def test_queries_are_answered_while_an_ingest_is_held(ros, tmp_path):
+    node = make_node(ros)
+    pub = FramePublisher(ros.client_node)
+    w = world()
+    for i, t in enumerate([0.1, 0.2, 0.3]):
+        pub.publish(pub.frame(w, EYES[i], t), t)
+        assert ros.wait_for(lambda n=i + 1: node.counters["frames_ingested"] >= n)
+    before = sorted(o.id for o in query(ros, k=10).objects)
+    entered, release = threading.Event(), threading.Event()
+    ingest = node.memory.ingest
+
+    def held_ingest(frame):
+        entered.set()
+        assert release.wait(60.0)
+        return ingest(frame)
+
+    node.memory.ingest = held_ingest
+    try:
+        pub.publish(pub.frame(w, EYES[3], 0.4), 0.4)
+        assert entered.wait(30.0)
+        assert node._lock.locked()  # the ingest holds the memory
+        res = query(ros, text="mug", k=10)
+        assert res.success and sorted(o.id for o in res.objects) != []
+        assert sorted(o.id for o in query(ros, k=10).objects) == before
+        graph = ros.call(GetSceneGraph, "/scene_memory/get_scene_graph", GetSceneGraph.Request())
+        assert graph.success and len(graph.graph.objects) == len(before)
+        changes = ros.call(
+            GetObjectChanges, "/scene_memory/get_changes", GetObjectChanges.Request()
+        )
+        assert changes.success
+        assert node._lock.locked() and node.counters["frames_ingested"] == 3
+    finally:
+        release.set()
+    assert ros.wait_for(lambda: node.counters["frames_ingested"] == 4), node.counters
+    path = str(tmp_path / "m.db")  # save waits for the ingest and writes a whole memory
+    assert ros.call(SaveMemory, "/scene_memory/save", SaveMemory.Request(path=path)).success
