@@ -35,11 +35,10 @@ from tqdm import tqdm
 
 from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
 from memory_node.core.short_term import TraceOp, save_trace
-from memory_node.core.types import ChangeEvent, InvalidInput, QueryRequest
+from memory_node.core.types import ChangeEvent, ChangeKind, InvalidInput, QueryRequest
 from memory_node.demo import find_episode
 from memory_node.evaluation import (
     KINDS,
-    MemEvent,
     MemObject,
     change_metrics,
     gt_objects_at,
@@ -47,11 +46,6 @@ from memory_node.evaluation import (
 )
 from memory_sim.episode import EpisodeRunner, load_episode
 from memory_sim.simulator import SimConfig
-
-
-def mem_event(e: ChangeEvent) -> MemEvent:
-    """Return the evaluation record of a core change event."""
-    return MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position, e.new_position)
 
 
 def label_first_rate(memory: SceneMemory) -> tuple[float, list[str]]:
@@ -107,7 +101,7 @@ def main() -> None:
         config.noise.mask_miss_prob = args.miss_prob
     runner = EpisodeRunner(load_episode(str(path)), config)
     memory = SceneMemory(SceneMemoryConfig())
-    events: list[MemEvent] = []
+    events: list[ChangeEvent] = []
     trace: list[TraceOp] = []
     changed_ids: set[str] = set()
     t0 = time.monotonic()
@@ -132,7 +126,7 @@ def main() -> None:
                 obj = memory.objects.get(oid)
                 if obj is not None and obj.last_seen == stamp:
                     trace.append(TraceOp("query", oid, stamp))
-        events.extend(mem_event(e) for e in report.events)
+        events.extend(report.events)
     elapsed = time.monotonic() - t0
     gt = runner.ground_truth()
     runner.close()
@@ -148,11 +142,13 @@ def main() -> None:
     # The change log the planner reads (get_changes after the episode): consolidated, e.g. a
     # DISAPPEARED followed by the object's MOVED is one MOVED there.
     limit = memory.config.short_term.max_results_limit
-    logged = [mem_event(e) for e in reversed(memory.changes(since=-math.inf, max_results=limit))]
+    logged = list(reversed(memory.changes(since=-math.inf, max_results=limit)))
     changes_log = change_metrics(gt["changes"], logged, since_s=first_change, frames=gt["frames"])
     static_frames = sum(1 for f in gt["frames"] if f["stamp"] < first_change)
     false_static = sum(
-        1 for e in events if e.stamp < first_change and e.kind in ("MOVED", "DISAPPEARED")
+        1
+        for e in events
+        if e.stamp < first_change and e.kind in (ChangeKind.MOVED, ChangeKind.DISAPPEARED)
     )
     rate, wrong_labels = label_first_rate(memory)
     report = {
@@ -181,7 +177,7 @@ def main() -> None:
         ],
         "gt_changes": gt["changes"],
         "events": [
-            {"kind": e.kind, "id": e.object_id, "label": e.label, "stamp": e.stamp,
+            {"kind": e.kind.name, "id": e.object_id, "label": e.label, "stamp": e.stamp,
              "old": np.round(e.old_position, 3), "new": np.round(e.new_position, 3)}
             for e in events
         ],

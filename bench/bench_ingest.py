@@ -168,28 +168,13 @@ def run(
 
 def quality(mem: SceneMemory, truths: list[Any], objects: list[Any], min_frames: int) -> dict:
     """Compare the map with the simulator's truth (``memory_node.evaluation.match_objects``)."""
-    from memory_node.evaluation import GtObject, MemObject, match_objects
+    from memory_node.evaluation import MemObject, match_objects
 
     seen: dict[int, int] = {}
     for t in truths:
         for iid in t.visible:
             seen[iid] = seen.get(iid, 0) + 1
-    gt = [
-        GtObject(
-            instance_id=o.instance_id,
-            name=o.name,
-            label=o.label,
-            room=o.room,
-            static=o.static,
-            state=o.state,
-            present=o.present,
-            center=o.center,
-            box_min=o.box_min,
-            box_max=o.box_max,
-            frames_seen=seen.get(o.instance_id, 0),
-        )
-        for o in objects
-    ]
+    gt = [replace(o, frames_seen=seen.get(o.instance_id, 0)) for o in objects]
     memory = [
         MemObject(id=o.id, label=o.label, center=o.center, size=o.size, present=o.present)
         for o in mem.objects.values()

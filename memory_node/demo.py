@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from memory_node.core.types import ChangeEvent
 from memory_node.evaluation import (
     KINDS,
-    MemEvent,
     MemObject,
     change_metrics,
     gt_objects_at,
@@ -125,7 +125,7 @@ class Monitor:
     """What the client hears on topics: sim time, change events, a few camera frames."""
 
     sim_time: float = 0.0
-    events: list[MemEvent] = field(default_factory=list)
+    events: list[ChangeEvent] = field(default_factory=list)
     frames: list[tuple[float, np.ndarray, np.ndarray]] = field(default_factory=list)
     wanted_frame_times: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -145,7 +145,7 @@ def attach_monitor(node: Any, monitor: Monitor) -> None:
 
     def on_change(msg: ObjectChange) -> None:
         with monitor.lock:
-            monitor.events.append(change_record(msg))
+            monitor.events.append(conv.msg_to_change(msg))
 
     # The last few messages of each stream, keyed by stamp; a snapshot is taken from the first
     # stamp at or after the next wanted time for which both the rgb and the instance image came.
@@ -173,21 +173,6 @@ def attach_monitor(node: Any, monitor: Monitor) -> None:
         node.create_subscription(
             Image, topic, lambda m, s=stream: on_image(s, m), qos_profile_sensor_data
         )
-
-
-def change_record(msg: Any) -> MemEvent:
-    """Return the evaluation record of an ObjectChange message (published or from get_changes)."""
-    from memory_node.ros.conversions import time_to_sec
-
-    p, q = msg.old_position, msg.new_position
-    return MemEvent(
-        kind=KINDS[msg.kind] if msg.kind < len(KINDS) else str(msg.kind),
-        object_id=msg.object_id,
-        label=msg.label,
-        stamp=time_to_sec(msg.stamp),
-        old_position=np.array([p.x, p.y, p.z]),
-        new_position=np.array([q.x, q.y, q.z]),
-    )
 
 
 def objects_of(response: Any) -> list[MemObject]:
@@ -665,7 +650,10 @@ def main(argv: list[str] | None = None) -> None:
         # reads it after the episode (get_changes) beside the events as published
         frames_truth = gt.get("frames")
         cm = change_metrics(gt["changes"], events, since_s=away_t, frames=frames_truth)
-        logged = [change_record(c) for c in reversed(client.changes(max_results=100000).changes)]
+        from memory_node.ros.conversions import msg_to_change
+
+        answered = client.changes(max_results=100000).changes
+        logged = [msg_to_change(c) for c in reversed(answered)]
         cm_log = change_metrics(gt["changes"], logged, since_s=away_t, frames=frames_truth)
         saved = client.save(str((out / "memory.db").resolve()))
         title = (

@@ -2,8 +2,11 @@
 
 Pure functions over plain records (no ROS, no simulator import), used by the demo and the
 benchmarks. Ground truth is the JSON document written by ``memory_sim`` (``objects`` with a
-``history`` of states, ``changes``, ``frames``); memory objects and events are small records
-built from the core's dataclasses or from the service answers.
+``history`` of states, ``changes``, ``frames``); an object's true state is an
+:class:`ObjectTruth` (the record the simulator itself keeps). Reported events are the core's
+:class:`~memory_node.core.types.ChangeEvent` (from the core directly, or from messages through
+``memory_node.ros.conversions.msg_to_change``); memory objects are small records built from the
+core's dataclasses or from the service answers.
 """
 
 from __future__ import annotations
@@ -15,12 +18,28 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-KINDS = ("APPEARED", "MOVED", "DISAPPEARED", "STATE_CHANGED")
+from memory_node.core.types import ChangeEvent, ChangeKind
+
+KINDS = tuple(k.name for k in ChangeKind)  # APPEARED, MOVED, DISAPPEARED, STATE_CHANGED
 
 
 @dataclass
-class GtObject:
-    """The true state of one object at one time (centre and box in metres, map frame)."""
+class ObjectTruth:
+    """True state of one object at one time: the record the simulator writes and scores read.
+
+    Attributes:
+        instance_id: id in the simulator's instance image (>= 1).
+        name: scene name, e.g. "kitchen/mug_1".
+        label: class label.
+        room: name of the room holding the box centre ("" when outside every room).
+        static: furniture (True) or movable object (False).
+        state: e.g. "open"; "" for stateless objects.
+        present: False once removed.
+        position: (3,) base position of the body, metres, map frame.
+        box_min, box_max: (3,) axis-aligned bounds of its geometry, metres, map frame.
+        frames_seen: frames of the episode that showed it (filled in when read back for
+            scoring; 0 while the simulator runs).
+    """
 
     instance_id: int
     name: str
@@ -29,10 +48,36 @@ class GtObject:
     static: bool
     state: str
     present: bool
-    center: np.ndarray
+    position: np.ndarray
     box_min: np.ndarray
     box_max: np.ndarray
     frames_seen: int = 0
+
+    @property
+    def center(self) -> np.ndarray:
+        """(3,) centre of the box, metres, map frame."""
+        return 0.5 * (np.asarray(self.box_min, float) + np.asarray(self.box_max, float))
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary (without ``frames_seen``)."""
+        return {
+            "instance_id": self.instance_id,
+            "name": self.name,
+            "label": self.label,
+            "room": self.room,
+            "static": self.static,
+            "state": self.state,
+            "present": self.present,
+            "position": _list(self.position),
+            "center": _list(self.center),
+            "box_min": _list(self.box_min),
+            "box_max": _list(self.box_max),
+        }
+
+
+def _list(values: Any) -> list[Any]:
+    """Return a nested list of Python floats (rounded to 1e-6) from an array-like."""
+    return np.round(np.asarray(values, dtype=np.float64), 6).tolist()
 
 
 @dataclass
@@ -46,18 +91,6 @@ class MemObject:
     present: bool = True
     last_seen: float = 0.0
     state: str = ""
-
-
-@dataclass
-class MemEvent:
-    """One change event reported by the memory (kind as in ``KINDS``)."""
-
-    kind: str
-    object_id: str
-    label: str
-    stamp: float
-    old_position: np.ndarray
-    new_position: np.ndarray
 
 
 @dataclass
@@ -76,14 +109,15 @@ class ObjectMetrics:
     missed: list[str] = field(default_factory=list)
 
 
-def gt_objects_at(gt: dict[str, Any], t: float = float("inf")) -> list[GtObject]:
+def gt_objects_at(gt: dict[str, Any], t: float = float("inf")) -> list[ObjectTruth]:
     """Each object's ground-truth state valid at sim time ``t`` (its last entry at or before t)."""
     out = []
     for obj in gt.get("objects", []):
         history = [h for h in obj["history"] if h["stamp"] <= t] or obj["history"][:1]
         h = history[-1]
+        box_min, box_max = np.asarray(h["box_min"], float), np.asarray(h["box_max"], float)
         out.append(
-            GtObject(
+            ObjectTruth(
                 instance_id=int(obj["instance_id"]),
                 name=h["name"],
                 label=h["label"],
@@ -91,16 +125,16 @@ def gt_objects_at(gt: dict[str, Any], t: float = float("inf")) -> list[GtObject]
                 static=bool(h["static"]),
                 state=h.get("state", ""),
                 present=bool(h["present"]) and h["stamp"] <= t,
-                center=np.asarray(h["center"], float),
-                box_min=np.asarray(h["box_min"], float),
-                box_max=np.asarray(h["box_max"], float),
+                position=np.asarray(h.get("position", 0.5 * (box_min + box_max)), float),
+                box_min=box_min,
+                box_max=box_max,
                 frames_seen=int(obj.get("visibility", {}).get("frames", 0)),
             )
         )
     return out
 
 
-def _pair_cost(gt: GtObject, mem: MemObject, max_distance_m: float) -> float:
+def _pair_cost(gt: ObjectTruth, mem: MemObject, max_distance_m: float) -> float:
     """Distance between centres when the labels agree and it is within reach, else inf."""
     if gt.label != mem.label:
         return np.inf
@@ -110,7 +144,7 @@ def _pair_cost(gt: GtObject, mem: MemObject, max_distance_m: float) -> float:
 
 
 def match_objects(
-    gt_objects: Sequence[GtObject],
+    gt_objects: Sequence[ObjectTruth],
     memory: Sequence[MemObject],
     min_frames_seen: int = 10,
     max_distance_m: float = 0.3,
@@ -240,7 +274,7 @@ def first_views(
 
 def change_metrics(
     gt_changes: Iterable[dict[str, Any]],
-    events: Iterable[MemEvent],
+    events: Iterable[ChangeEvent],
     since_s: float = 0.0,
     max_distance_m: float = 0.5,
     frames: Sequence[dict[str, Any]] | None = None,
@@ -267,7 +301,7 @@ def change_metrics(
     for kind in KINDS:
         idx = [i for i, c in enumerate(gts) if c["kind"] == kind]
         g_kind = [gts[i] for i in idx]
-        e_kind = sorted((e for e in evs if e.kind == kind), key=lambda e: e.stamp)
+        e_kind = sorted((e for e in evs if e.kind.name == kind), key=lambda e: e.stamp)
         m = ChangeMetrics(kind=kind, gt=len(g_kind), reported=len(e_kind))
         cost = np.full((len(e_kind), len(g_kind)), np.inf)
         for j, e in enumerate(e_kind):

@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-import numpy as np
-
-from memory_node.core.types import ChangeEvent, ChangeKind
 from memory_node.planner.llm import ChatCompletionClient
 from memory_node.planner.prompt import PlannerPrompt, build_prompt
 from memory_node.ros.client import MemoryClient
-from memory_node.ros.conversions import time_to_sec
+from memory_node.ros.conversions import msg_to_change, time_to_sec
 
 
 @dataclass
@@ -39,19 +36,7 @@ def fetch_prompt(
     res = memory.changes(since_s=since_s)
     if not res.success:
         raise RuntimeError(f"get_changes failed: {res.message}")
-    changes = [
-        ChangeEvent(
-            kind=ChangeKind(int(c.kind)),
-            object_id=c.object_id,
-            label=c.label,
-            stamp=time_to_sec(c.stamp),
-            old_position=np.array([c.old_position.x, c.old_position.y, c.old_position.z]),
-            new_position=np.array([c.new_position.x, c.new_position.y, c.new_position.z]),
-            old_state=c.old_state,
-            new_state=c.new_state,
-        )
-        for c in res.changes
-    ]
+    changes = [msg_to_change(c) for c in res.changes]
     now = time_to_sec(graph.graph.header.stamp)
     return build_prompt(task, graph.text, changes, int(graph.token_count), now_s=now or None)
 

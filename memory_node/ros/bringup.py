@@ -14,48 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import traceback
 from collections.abc import Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from memory_node.ros.environment import default_config_dir, use_large_data_profile
+from memory_node.ros.policy_memory_node import PolicyMemoryNode
+from memory_node.ros.scene_memory_node import SceneMemoryNode
+from memory_node.ros.spin import spin_nodes
 
 NODE_NAMES = ("scene_memory", "policy_memory")
-
-
-def spin_nodes(nodes: Sequence[Node], num_threads: int = 4) -> None:
-    """Spin ``nodes`` in a MultiThreadedExecutor until Ctrl-C or SIGTERM; shut down cleanly.
-
-    An exception escaping one callback is logged and spinning goes on: one bad request never
-    ends the process (the nodes answer bad input themselves; this is the last line).
-    """
-    executor = MultiThreadedExecutor(num_threads=num_threads)
-    for node in nodes:
-        executor.add_node(node)
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
-    logger = rclpy.logging.get_logger("memory_bringup")
-    try:
-        while rclpy.ok():
-            try:
-                executor.spin_once(timeout_sec=0.5)
-            except (KeyboardInterrupt, ExternalShutdownException):
-                break
-            except Exception:  # a callback raised: log it, keep serving
-                if not rclpy.ok():
-                    break
-                logger.error(f"a callback raised; still spinning:\n{traceback.format_exc()}")
-    finally:
-        for node in nodes:
-            close = getattr(node, "close", None)
-            if close is not None:
-                close()  # final work (autosave) that needs no live ROS context
-            node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
 
 
 def ros_args(
@@ -79,9 +48,6 @@ def ros_args(
 
 def make_nodes(names: Sequence[str], namespace: str = "") -> list[Node]:
     """Create the named nodes (after ``rclpy.init``)."""
-    from memory_node.ros.policy_memory_node import PolicyMemoryNode
-    from memory_node.ros.scene_memory_node import SceneMemoryNode
-
     makers = {"scene_memory": SceneMemoryNode, "policy_memory": PolicyMemoryNode}
     return [makers[n](namespace=namespace) for n in names]
 

@@ -207,6 +207,32 @@ def change_to_msg(event: core.ChangeEvent) -> ObjectChange:
     )
 
 
+def msg_to_change(msg: ObjectChange) -> core.ChangeEvent:
+    """Core change event of an ObjectChange message (published or from get_changes).
+
+    Raises:
+        InvalidInput: unknown kind or non-finite positions.
+    """
+    try:
+        kind = core.ChangeKind(int(msg.kind))
+    except ValueError:
+        raise InvalidInput(f"unknown change kind {msg.kind}") from None
+    old = np.array([msg.old_position.x, msg.old_position.y, msg.old_position.z], np.float64)
+    new = np.array([msg.new_position.x, msg.new_position.y, msg.new_position.z], np.float64)
+    if not (np.all(np.isfinite(old)) and np.all(np.isfinite(new))):
+        raise InvalidInput(f"change of {msg.object_id!r} has a non-finite position")
+    return core.ChangeEvent(
+        kind=kind,
+        object_id=msg.object_id,
+        label=msg.label,
+        stamp=time_to_sec(msg.stamp),
+        old_position=old,
+        new_position=new,
+        old_state=msg.old_state,
+        new_state=msg.new_state,
+    )
+
+
 def graph_to_msg(
     objects: list[core.SceneObject],
     relations: list[core.Relation],

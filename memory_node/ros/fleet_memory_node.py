@@ -237,7 +237,7 @@ class FleetMemoryNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the fleet_memory node until Ctrl-C."""
-    from memory_node.ros.bringup import spin_nodes
+    from memory_node.ros.spin import spin_nodes
 
     rclpy.init(args=args)
     spin_nodes([FleetMemoryNode()])

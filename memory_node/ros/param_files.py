@@ -26,7 +26,7 @@ def node_specs() -> dict[str, list[ParamSpec]]:
     from memory_node.core.scene_memory import SceneMemoryConfig
     from memory_node.ros.fleet_memory_node import FleetNodeConfig
     from memory_node.ros.scene_memory_node import SceneNodeConfig
-    from memory_sim.ros_publisher import publisher_specs
+    from memory_sim.publisher_config import publisher_specs
 
     return {
         "scene_memory": [AUTOSTART, *flatten(SceneNodeConfig()), *flatten(SceneMemoryConfig())],

@@ -28,8 +28,10 @@ from memory_node.core.config import flatten
 from memory_node.core.policy_bank import PolicyBankConfig, PolicyMemory
 from memory_node.core.types import InvalidInput
 from memory_node.ros.conversions import field_to_tokens, tokens_to_field
+from memory_node.ros.environment import use_large_data_profile
 from memory_node.ros.lifecycle_guard import refuse_invalid_transitions
 from memory_node.ros.params import declare_config, reject_runtime_changes
+from memory_node.ros.spin import spin_nodes
 
 
 class PolicyMemoryNode(LifecycleNode):
@@ -153,9 +155,6 @@ class PolicyMemoryNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     """Run the policy_memory node until Ctrl-C."""
-    from memory_node.ros.bringup import spin_nodes
-    from memory_node.ros.environment import use_large_data_profile
-
     use_large_data_profile()
     rclpy.init(args=args)
     spin_nodes([PolicyMemoryNode()])

@@ -62,9 +62,11 @@ from memory_node.core.stamp_guard import check_not_ahead
 from memory_node.core.sync import Bundle, StampSynchronizer, SyncConfig, diagnose_pairing
 from memory_node.core.types import Frame, InvalidInput, QueryRequest
 from memory_node.ros import conversions as conv
+from memory_node.ros.environment import use_large_data_profile
 from memory_node.ros.lifecycle_guard import refuse_invalid_transitions
 from memory_node.ros.params import declare_config, reject_runtime_changes
 from memory_node.ros.pose_source import POSE_SOURCES, PoseSource, make_pose_source
+from memory_node.ros.spin import spin_nodes
 from memory_node.tools.export import write_new_file
 
 
@@ -917,9 +919,6 @@ class SceneMemoryNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> None:
     """Run the scene_memory node until Ctrl-C."""
-    from memory_node.ros.bringup import spin_nodes
-    from memory_node.ros.environment import use_large_data_profile
-
     use_large_data_profile()
     rclpy.init(args=args)
     spin_nodes([SceneMemoryNode()])

@@ -14,98 +14,60 @@ from typing import Any
 
 import numpy as np
 
-from memory_node.core.types import ChangeKind
+from memory_node.core.types import ChangeEvent, ChangeKind
+from memory_node.evaluation import ObjectTruth
 
-
-@dataclass
-class ObjectTruth:
-    """True state of one object at one time.
-
-    Attributes:
-        instance_id: id in the instance image (>= 1).
-        name: scene name, e.g. "kitchen/mug_1".
-        label: class label.
-        room: name of the room holding the box centre ("" when outside every room).
-        static: furniture (True) or movable object (False).
-        state: e.g. "open"; "" for stateless objects.
-        present: False once removed.
-        position: (3,) base position of the body.
-        box_min, box_max: (3,) axis-aligned bounds of its geometry.
-    """
-
-    instance_id: int
-    name: str
-    label: str
-    room: str
-    static: bool
-    state: str
-    present: bool
-    position: np.ndarray
-    box_min: np.ndarray
-    box_max: np.ndarray
-
-    @property
-    def center(self) -> np.ndarray:
-        """(3,) centre of the box, metres, map frame."""
-        return 0.5 * (self.box_min + self.box_max)
-
-    def to_json(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dictionary."""
-        return {
-            "instance_id": self.instance_id,
-            "name": self.name,
-            "label": self.label,
-            "room": self.room,
-            "static": self.static,
-            "state": self.state,
-            "present": self.present,
-            "position": _list(self.position),
-            "center": _list(self.center),
-            "box_min": _list(self.box_min),
-            "box_max": _list(self.box_max),
-        }
+__all__ = ["ChangeTruth", "FrameTruth", "GroundTruthLog", "ObjectTruth", "support_relations"]
 
 
 @dataclass
 class ChangeTruth:
-    """One change made to the scene.
+    """One change made to the scene: the change event, and where the truth says it happened.
 
     Attributes:
-        kind: APPEARED, MOVED, DISAPPEARED or STATE_CHANGED.
-        stamp: sim seconds when the change took effect (visible from the first frame at or after).
-        instance_id, name, label: the object.
-        old_position, new_position: (3,) box centres before/after (equal for state changes;
-            zeros for the missing side of APPEARED/DISAPPEARED).
+        event: the change as the memory should report it (``object_id`` is the scene name,
+            e.g. "kitchen/mug_1"; positions are box centres, zeros for the missing side of
+            APPEARED/DISAPPEARED; states before/after; ``stamp`` is when the change took effect,
+            visible from the first frame at or after it).
+        instance_id: the object's id in the instance image.
         old_room, new_room: rooms before/after.
-        old_state, new_state: states before/after.
     """
 
-    kind: ChangeKind
-    stamp: float
+    event: ChangeEvent
     instance_id: int
-    name: str
-    label: str
-    old_position: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    new_position: np.ndarray = field(default_factory=lambda: np.zeros(3))
     old_room: str = ""
     new_room: str = ""
-    old_state: str = ""
-    new_state: str = ""
+
+    @property
+    def kind(self) -> ChangeKind:
+        """APPEARED, MOVED, DISAPPEARED or STATE_CHANGED."""
+        return self.event.kind
+
+    @property
+    def stamp(self) -> float:
+        """Sim seconds when the change took effect."""
+        return self.event.stamp
+
+    @property
+    def name(self) -> str:
+        """Scene name of the object."""
+        return self.event.object_id
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-serialisable dictionary."""
+        e = self.event
         return {
-            "kind": self.kind.name,
-            "stamp": self.stamp,
+            "kind": e.kind.name,
+            "stamp": e.stamp,
             "instance_id": self.instance_id,
-            "name": self.name,
-            "label": self.label,
-            "old_position": _list(self.old_position),
-            "new_position": _list(self.new_position),
+            "name": e.object_id,
+            "label": e.label,
+            "old_position": _list(e.old_position),
+            "new_position": _list(e.new_position),
             "old_room": self.old_room,
             "new_room": self.new_room,
-            "old_state": self.old_state,
-            "new_state": self.new_state,
+            "old_state": e.old_state,
+            "new_state": e.new_state,
         }
 
 

@@ -35,7 +35,7 @@ from pybullet_utils.bullet_client import BulletClient
 
 from memory_node.core.config import param
 from memory_node.core.geometry import invert_transform
-from memory_node.core.types import ChangeKind, Frame
+from memory_node.core.types import ChangeEvent, ChangeKind, Frame
 from memory_sim import sensor_noise
 from memory_sim.camera import CameraConfig, check_pose, intrinsics, render
 from memory_sim.ground_truth import ChangeTruth, FrameTruth, GroundTruthLog, ObjectTruth
@@ -539,17 +539,19 @@ class Simulator:
     ) -> ChangeTruth:
         """Record and return one change."""
         change = ChangeTruth(
-            kind=kind,
-            stamp=self._stamp(stamp),
+            event=ChangeEvent(
+                kind=kind,
+                object_id=live.spec.name,
+                label=live.spec.label,
+                stamp=self._stamp(stamp),
+                old_position=old.center if old is not None else np.zeros(3),
+                new_position=new.center if kind != ChangeKind.DISAPPEARED else np.zeros(3),
+                old_state=old.state if old is not None else "",
+                new_state=new.state if kind != ChangeKind.DISAPPEARED else "",
+            ),
             instance_id=live.instance_id,
-            name=live.spec.name,
-            label=live.spec.label,
-            old_position=old.center if old is not None else np.zeros(3),
-            new_position=new.center if kind != ChangeKind.DISAPPEARED else np.zeros(3),
             old_room=old.room if old is not None else "",
             new_room=new.room if kind != ChangeKind.DISAPPEARED else "",
-            old_state=old.state if old is not None else "",
-            new_state=new.state if kind != ChangeKind.DISAPPEARED else "",
         )
         self.log.record_change(change)
         LOG.debug("change %s %s at %.2f s", kind.name, live.spec.name, change.stamp)

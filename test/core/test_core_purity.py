@@ -49,3 +49,72 @@ def test_checker_catches_forbidden_imports(tmp_path):
 def test_core_module_has_no_ros_imports(path):
     bad = [m for m in imported_modules(path) if forbidden(m)]
     assert not bad, f"{path.relative_to(CORE.parent.parent)} imports {bad}"
+
+
+ROOTS = {
+    "memory_node": CORE.parent,
+    "memory_sim": CORE.parents[1] / "sim" / "memory_sim",
+}
+
+
+def import_graph(roots: dict[str, Path]) -> dict[str, set[str]]:
+    """Map each module to the package modules it imports (anywhere in the file, lazily too)."""
+    files = {}
+    for pkg, root in roots.items():
+        for f in root.rglob("*.py"):
+            parts = [pkg, *f.relative_to(root).with_suffix("").parts]
+            files[".".join(parts).removesuffix(".__init__")] = f
+    graph: dict[str, set[str]] = {}
+    for name, f in files.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(f.read_text(), filename=str(f))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                cands = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                cands = [a.name for a in node.names]
+            else:
+                continue
+            deps |= {c for c in cands if c in files and c != name}
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_imports_itself_through_others():
+    """E.g. bringup importing the nodes while the nodes import bringup, lazily or not."""
+    assert cycles(import_graph(ROOTS)) == []

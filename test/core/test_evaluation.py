@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from memory_node.core.types import ChangeEvent, ChangeKind
 from memory_node.evaluation import (
-    MemEvent,
     MemObject,
     change_metrics,
     first_views,
@@ -95,10 +95,18 @@ def test_matching_recall_duplicates_and_error():
 
 def test_change_precision_recall_and_delay():
     events = [
-        MemEvent("MOVED", "a", "mug", 71.0, np.array([1, 0, 1.0]), np.array([3.1, 0, 1.0])),
-        MemEvent("MOVED", "x", "mug", 72.0, np.zeros(3), np.array([8.0, 0, 1.0])),  # false
-        MemEvent("DISAPPEARED", "t", "teddy", 40.0, np.array([5, 5, 0.5]), np.zeros(3)),  # early
-        MemEvent("APPEARED", "q", "duck", 5.0, np.zeros(3), np.ones(3)),  # before since_s
+        ChangeEvent(
+            ChangeKind.MOVED, "a", "mug", 71.0, np.array([1, 0, 1.0]), np.array([3.1, 0, 1.0])
+        ),
+        ChangeEvent(
+            ChangeKind.MOVED, "x", "mug", 72.0, np.zeros(3), np.array([8.0, 0, 1.0])
+        ),  # false
+        ChangeEvent(
+            ChangeKind.DISAPPEARED, "t", "teddy", 40.0, np.array([5, 5, 0.5]), np.zeros(3)
+        ),  # early
+        ChangeEvent(
+            ChangeKind.APPEARED, "q", "duck", 5.0, np.zeros(3), np.ones(3)
+        ),  # before since_s
     ]
     m = change_metrics(gt_doc()["changes"], events, since_s=30.0)
     assert (m["MOVED"].true_positives, m["MOVED"].precision, m["MOVED"].recall) == (1, 0.5, 1.0)
@@ -152,8 +160,12 @@ def test_first_views_count_only_pixels_with_depth_when_the_truth_has_them():
 
 def test_delays_run_from_the_first_view():
     events = [
-        MemEvent("MOVED", "a", "mug", 65.4, np.array([1, 0, 1.0]), np.array([3.0, 0, 1.0])),
-        MemEvent("DISAPPEARED", "t", "teddy", 64.0, np.array([5, 5, 0.5]), np.zeros(3)),
+        ChangeEvent(
+            ChangeKind.MOVED, "a", "mug", 65.4, np.array([1, 0, 1.0]), np.array([3.0, 0, 1.0])
+        ),
+        ChangeEvent(
+            ChangeKind.DISAPPEARED, "t", "teddy", 64.0, np.array([5, 5, 0.5]), np.zeros(3)
+        ),
     ]
     m = change_metrics(gt_doc()["changes"], events, frames=frames_doc(), late_after_s=1.0)
     assert abs(m["MOVED"].median_delay_s - 0.4) < 1e-9 and m["MOVED"].late == 0
@@ -168,8 +180,12 @@ def test_matching_is_optimal_not_first_come() -> None:
          "label": "laptop", "old_position": [6.31, 1.72, 0.65], "new_position": [0, 0, 0]},
     ]  # fmt: skip
     events = [
-        MemEvent("DISAPPEARED", "a", "laptop", 12.0, np.array([6.48, 1.27, 0.65]), np.zeros(3)),
-        MemEvent("DISAPPEARED", "b", "laptop", 12.0, np.array([6.31, 1.73, 0.65]), np.zeros(3)),
+        ChangeEvent(
+            ChangeKind.DISAPPEARED, "a", "laptop", 12.0, np.array([6.48, 1.27, 0.65]), np.zeros(3)
+        ),
+        ChangeEvent(
+            ChangeKind.DISAPPEARED, "b", "laptop", 12.0, np.array([6.31, 1.73, 0.65]), np.zeros(3)
+        ),
     ]
     m = change_metrics(changes, events)["DISAPPEARED"]
     assert m.true_positives == 1 and m.false == ["laptop a at 12.0 s (6.48, 1.27, 0.65)"]

@@ -184,7 +184,7 @@ def test_instance_ids_stable_across_state_change_and_never_reused() -> None:
         opened = sim.step(pose)
         assert sim.instance_id("cabinet") == cid and cid in opened.truth.visible
         assert opened.truth.visible[cid] > closed  # the open drawer adds pixels
-        assert change.old_state == "closed" and change.new_state == "open"
+        assert change.event.old_state == "closed" and change.event.new_state == "open"
         assert sim.object_truth(cid).box_min[1] < -0.25 - 0.1  # the drawer sticks out
         sim.remove_object("a")
         new = sim.add_object(_box("b", (2.0, -1.0, 0.5)))

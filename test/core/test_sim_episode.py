@@ -66,7 +66,7 @@ def test_event_moves_object_in_ground_truth_at_its_time() -> None:
         [change] = runner.sim.changes
         assert change.kind == ChangeKind.MOVED and change.instance_id == iid
         assert change.stamp == pytest.approx(t_event)
-        np.testing.assert_allclose(change.old_position, before)
+        np.testing.assert_allclose(change.event.old_position, before)
         gt = runner.ground_truth()
     entry = next(o for o in gt["objects"] if o["instance_id"] == iid)
     assert [h["stamp"] for h in entry["history"]] == [0.0, pytest.approx(t_event)]

@@ -120,6 +120,35 @@ def test_object_and_change_messages():
     assert m.kind == m.MOVED and m.new_position.z == 1.0
 
 
+def test_change_event_round_trips_through_the_message():
+    ev = ChangeEvent(
+        kind=ChangeKind.STATE_CHANGED,
+        object_id="obj_000002",
+        label="fridge",
+        stamp=12.25,
+        old_position=np.array([1.0, -2.0, 0.5]),
+        new_position=np.array([1.5, -2.0, 0.5]),
+        old_state="closed",
+        new_state="open",
+    )
+    back = conv.msg_to_change(conv.change_to_msg(ev))
+    assert (back.kind, back.object_id, back.label) == (ev.kind, ev.object_id, ev.label)
+    assert back.stamp == pytest.approx(ev.stamp) and (back.old_state, back.new_state) == (
+        "closed",
+        "open",
+    )
+    np.testing.assert_allclose(back.old_position, ev.old_position)
+    np.testing.assert_allclose(back.new_position, ev.new_position)
+    bad = conv.change_to_msg(ev)
+    bad.kind = 9
+    with pytest.raises(InvalidInput, match="kind"):
+        conv.msg_to_change(bad)
+    bad = conv.change_to_msg(ev)
+    bad.new_position.x = float("nan")
+    with pytest.raises(InvalidInput, match="non-finite"):
+        conv.msg_to_change(bad)
+
+
 def test_markers_show_objects_relations_and_zones():
     from std_msgs.msg import Header
     from visualization_msgs.msg import Marker
