@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from memory_node.eval_changes import EpisodeScore, score_episode, summarize
-from memory_node.evaluation import KINDS, MemEvent, MemObject
+from memory_node.evaluation import KINDS, MemObject
 
 TARGETS = {
     "precision": 0.90,
@@ -100,7 +100,7 @@ def run_episode(
     """
     from bench.episode_frames import EpisodeFrames
     from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
-    from memory_node.core.types import InvalidInput
+    from memory_node.core.types import ChangeEvent, InvalidInput
     from memory_sim.change_episodes import HouseUnavailable, make_change_episode
 
     t0 = time.monotonic()
@@ -116,7 +116,7 @@ def run_episode(
         what = "in the cache" if cached else f"rendered in {time.monotonic() - t0:.0f} s"
         return f"{ce.name}: {source.frames_total} frames {what}"
     memory = SceneMemory(SceneMemoryConfig())
-    events: list[MemEvent] = []
+    events: list[ChangeEvent] = []
     rejected: dict[str, int] = {}
     ingest_s = 0.0
     for frame in source:
@@ -127,10 +127,7 @@ def run_episode(
             reason = str(err).split(" (")[0]
             rejected[reason] = rejected.get(reason, 0) + 1
         ingest_s += time.monotonic() - t1
-        events.extend(
-            MemEvent(e.kind.name, e.object_id, e.label, e.stamp, e.old_position, e.new_position)
-            for e in memory.drain_events()
-        )
+        events.extend(memory.drain_events())
     gt = source.ground_truth
     objects = [
         MemObject(o.id, o.label, o.center, o.size, o.present, o.last_seen, o.state)

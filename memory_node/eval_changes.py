@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from memory_node.core.types import ChangeEvent
 from memory_node.evaluation import (
     KINDS,
-    MemEvent,
     MemObject,
     first_views,
     gt_objects_at,
@@ -63,14 +63,14 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
 def pair_changes(
     kind: str,
     gt_changes: Sequence[dict[str, Any]],
-    events: Sequence[MemEvent],
+    events: Sequence[ChangeEvent],
     max_distance_m: float = 0.5,
 ) -> list[tuple[int, int]]:
     """Match events of ``kind`` to true changes of ``kind``: (event index, change index) pairs.
 
     Indices are into the given sequences; see the module docstring for the rule.
     """
-    ev = [j for j, e in enumerate(events) if e.kind == kind]
+    ev = [j for j, e in enumerate(events) if e.kind.name == kind]
     gt = [i for i, c in enumerate(gt_changes) if c["kind"] == kind]
     if not ev or not gt:
         return []
@@ -149,7 +149,7 @@ def score_episode(
     style: str,
     static: bool,
     gt: dict[str, Any],
-    events: Sequence[MemEvent],
+    events: Sequence[ChangeEvent],
     objects: Sequence[MemObject],
     min_frames_seen: int = 2,
     max_distance_m: float = 0.5,
@@ -168,12 +168,12 @@ def score_episode(
     first_change = min((float(c["stamp"]) for c in changes), default=math.inf)
     if static:
         for e in events:
-            score.false_events[e.kind] += 1
+            score.false_events[e.kind.name] += 1
     else:
         score.pre_change_frames = sum(1 for f in frames if f["stamp"] < first_change)
         for e in events:
             if e.stamp < first_change:
-                score.pre_change_events[e.kind] += 1
+                score.pre_change_events[e.kind.name] += 1
     after = [e for e in events if e.stamp >= first_change]
     views = first_views(changes, frames, min_pixels=min_view_pixels) if changes else []
     label_count: dict[str, int] = {}
@@ -185,7 +185,7 @@ def score_episode(
         idx = [i for i, c in enumerate(changes) if c["kind"] == kind]
         k.gt = len(idx)
         k.viewed = sum(1 for i in idx if views[i] is not None)
-        k.reported = sum(1 for e in after if e.kind == kind)
+        k.reported = sum(1 for e in after if e.kind.name == kind)
         pairs = pair_changes(kind, changes, after, max_distance_m)
         k.true_positives = len(pairs)
         matched_gt = {i for _, i in pairs}
@@ -194,7 +194,7 @@ def score_episode(
         k.false = [
             f"{name}: {e.label} {e.object_id} at {e.stamp:.1f} s"
             for j, e in enumerate(after)
-            if e.kind == kind and j not in matched_ev
+            if e.kind.name == kind and j not in matched_ev
         ]
         for j, i in pairs:
             view = views[i]

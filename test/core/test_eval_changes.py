@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from memory_node.core.types import ChangeEvent, ChangeKind
 from memory_node.eval_changes import pair_changes, score_episode, summarize, wilson_interval
-from memory_node.evaluation import MemEvent, MemObject
+from memory_node.evaluation import MemObject
 
 
 def _obj(iid: int, name: str, label: str, center: tuple[float, float, float]) -> dict:
@@ -36,8 +37,9 @@ def _frames(n: int, seen: dict[str, int] | None = None, vacated: dict[str, float
              "vacated_in_view": vacated or {}} for i in range(n)]  # fmt: skip
 
 
-def _ev(kind: str, oid: str, label: str, stamp: float, old=(0, 0, 0), new=(0, 0, 0)) -> MemEvent:
-    return MemEvent(kind, oid, label, stamp, np.asarray(old, float), np.asarray(new, float))
+def _ev(kind: str, oid: str, label: str, stamp: float, old=(0, 0, 0), new=(0, 0, 0)):
+    kind_ = ChangeKind[kind]
+    return ChangeEvent(kind_, oid, label, stamp, np.asarray(old, float), np.asarray(new, float))
 
 
 def test_wilson_interval_known_values() -> None:
@@ -68,7 +70,7 @@ def test_pair_changes_one_to_one_by_label_time_and_place() -> None:
     assert pair_changes("DISAPPEARED", gt, events) == []
 
 
-def _episode() -> tuple[dict, list[MemEvent]]:
+def _episode() -> tuple[dict, list[ChangeEvent]]:
     objects = [
         _obj(1, "a/mug_0", "mug", (0, 0, 1)),
         _obj(2, "a/mug_1", "mug", (0, 1, 1)),
