@@ -10,12 +10,13 @@ relations whose two objects are both matched.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from memory_node.core.types import Relation, SceneObject
-from memory_node.evaluation import GtObject, MemObject, match_objects
+from memory_node.evaluation import MemObject, match_objects
 from memory_sim.ground_truth import ObjectTruth, support_relations
 
 SUPPORT = ("on", "in")
@@ -28,22 +29,7 @@ def support_metrics(
     max_distance_m: float = 0.3,
 ) -> dict[str, Any]:
     """Return counts, precision and recall of the on/in relations, and the errors."""
-    gt = [
-        GtObject(
-            t.instance_id,
-            t.name,
-            t.label,
-            t.room,
-            t.static,
-            t.state,
-            t.present,
-            np.asarray(t.center),
-            np.asarray(t.box_min),
-            np.asarray(t.box_max),
-            10**6,
-        )
-        for t in truth
-    ]
+    gt = [replace(t, frames_seen=10**6) for t in truth]  # every true object counts
     mem = [
         MemObject(o.id, o.label, np.asarray(o.center), np.asarray(o.size), o.present)
         for o in objects

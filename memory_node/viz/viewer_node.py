@@ -183,7 +183,7 @@ def logger_from_args(args: argparse.Namespace) -> RerunLogger | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``memory_viewer``: log until Ctrl-C."""
-    from memory_node.ros.bringup import spin_nodes
+    from memory_node.ros.spin import spin_nodes
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_viewer_arguments(parser, switch=False)
