@@ -291,6 +291,9 @@ def check_fuzz(args: argparse.Namespace) -> bool:
         proc,
         client,
     ):
+        end = time.monotonic() + 300.0  # start-up under load (torch for policy_memory)
+        while observable(client) is None and time.monotonic() < end and proc.poll() is None:
+            time.sleep(1.0)
         assert observable(client) is not None, "bringup did not answer"
         base = settled(client)
 
