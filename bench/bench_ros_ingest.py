@@ -34,7 +34,15 @@ import numpy as np
 from memory_node.ros.environment import PROFILE_ENV, large_data_profile
 
 REPO = Path(__file__).resolve().parents[1]
-ICL = REPO.parent / "shared" / "data" / "icl_nuim_livingroom"
+# the shared data directory beside the checkout (or beside the worktrees' parent)
+ICL = next(
+    (
+        p / "shared" / "data" / "icl_nuim_livingroom"
+        for p in REPO.parents
+        if (p / "shared" / "data" / "icl_nuim_livingroom").is_dir()
+    ),
+    REPO.parent / "shared" / "data" / "icl_nuim_livingroom",
+)
 OUT = REPO / "output" / "bench" / "ros_ingest.json"
 N_FRAMES = 30  # distinct simulator frames, published in a loop
 TOPICS = ["rgb/image", "depth/image", "rgb/camera_info", "camera/pose"]
@@ -47,9 +55,10 @@ def render_frames(kind: str, n: int, width: int, height: int) -> list[Any]:
     Simulator frames are rendered once and kept in ``output/bench/cache`` for later runs.
     """
     if kind == "geometric":
-        from bench.icl_segmentation import load_frames
+        from bench import icl_segmentation
 
-        return load_frames()
+        icl_segmentation.DATA = str(ICL)
+        return icl_segmentation.load_frames()
     cache = OUT.parent / "cache" / f"ros_ingest_sim_{n}_{width}x{height}.pkl"
     if cache.is_file():
         with cache.open("rb") as fh:
@@ -203,7 +212,7 @@ def start_node(kind: str, setup: str) -> subprocess.Popen:
     cmd += ["--log-level", "warn", "-p", "inputs.qos_depth:=5", "-p", "diagnostics.period_s:=0.5"]
     if kind == "geometric":
         cmd += ["-p", "inputs.use_masks:=false", "-p", "segmentation.mode:=geometric"]
-        cmd += ["-p", "features.mode:=off"]
+        cmd += ["-p", "features.mode:='off'"]
     return subprocess.Popen(cmd, env=env_for(setup), stdout=subprocess.DEVNULL)
 
 
@@ -283,14 +292,14 @@ def main() -> None:
     parser.add_argument("--reliability", default="best_effort")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--quick", action="store_true", help="15 Hz, best-effort, 60 frames")
+    parser.add_argument("--quick", action="store_true", help="15 Hz only, 60 frames per run")
     parser.add_argument("--output", default=str(OUT))
     args = parser.parse_args()
     if args.mode == "publish":
         publish(args)
         return
     if args.quick:
-        args.rates, args.reliabilities = [15.0], ["best_effort"]
+        args.rates = [15.0]
         args.frames = args.frames or 60
     kinds = [k for k in args.kinds if k != "geometric" or ICL.is_dir()]
     if "masks" in kinds:
