@@ -57,9 +57,12 @@ def _pixels(msg: Image, dtype: np.dtype, channels: int) -> np.ndarray:
     step = int(msg.step) or row
     if step < row:
         raise InvalidInput(f"image step {step} < width * pixel size {row}")
-    data = bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray)) else msg.data
-    if len(data) < step * h:
-        raise InvalidInput(f"image data has {len(data)} bytes, expected {step * h}")
+    try:  # zero-copy: rclpy delivers data as an array.array, a buffer numpy can view
+        data = memoryview(msg.data).cast("B")
+    except TypeError:  # a list of ints (a message built by hand)
+        data = memoryview(bytes(msg.data))
+    if data.nbytes < step * h:
+        raise InvalidInput(f"image data has {data.nbytes} bytes, expected {step * h}")
     rows = np.frombuffer(data, np.uint8, count=step * h).reshape(h, step)[:, :row]
     dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
     out = np.ascontiguousarray(rows).view(dt).astype(dtype, copy=False)
