@@ -213,9 +213,16 @@ def plot(summary: dict[str, Any], variants: list[str], path: Path) -> bool:
         t = summary["table"][v]
         xs = np.arange(len(groups)) + i * width
         ys = [t[g]["success"] if t[g]["n"] else 0 for g in groups]
-        err = np.array(
-            [[y - t[g]["ci95"][0], t[g]["ci95"][1] - y] for g, y in zip(groups, ys, strict=True)]
-        ).T
+        err = np.clip(
+            np.array(
+                [
+                    [y - t[g]["ci95"][0], t[g]["ci95"][1] - y]
+                    for g, y in zip(groups, ys, strict=True)
+                ]
+            ).T,
+            0.0,
+            None,
+        )  # rounding can make a bound cross the rate by 1e-16
         axes[0].bar(xs, ys, width, yerr=err, capsize=2, label=v)
         axes[1].bar(i, t["all"]["path_m"], 0.6, label=v)
     axes[0].set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
