@@ -84,7 +84,7 @@ def test_changes_happen_in_the_change_window_on_free_places() -> None:
         rooms = set()
         for c in changes:
             if c.kind.name == "MOVED":
-                assert np.linalg.norm(c.new_position - c.old_position) >= MIN_MOVE_M
+                assert np.linalg.norm(c.event.new_position - c.event.old_position) >= MIN_MOVE_M
                 rooms.add(c.old_room == c.new_room)
         assert rooms == {True, False}  # moves within and across rooms
         boxes = [o for o in runner.sim.objects() if not o.static]
@@ -194,7 +194,11 @@ def test_small_house_episode_drives_between_two_stops_and_changes_things_near_th
         assert kinds["move"] >= 1 and kinds["remove"] >= 1
         runner.apply_events_until(runner.trajectory.duration)
         for c in runner.sim.changes:  # every change within reach of a stop of the tour
-            where = c.new_position if c.kind.name in ("MOVED", "APPEARED") else c.old_position
+            where = (
+                c.event.new_position
+                if c.kind.name in ("MOVED", "APPEARED")
+                else c.event.old_position
+            )
             assert min(math.dist(where[:2], p) for p in SMALL_HOUSE_STOPS) < 5.0, c.name
         stops = {tuple(p) for s in ce.episode.segments if s.kind == "waypoints"
                  for p in s.args["points"]}  # fmt: skip
