@@ -247,18 +247,7 @@ class Agent:
             )
         for ch in sim.changes:
             if ch.stamp >= ctx.since_s:
-                ctx.changes.append(
-                    ChangeEvent(
-                        ch.kind,
-                        ch.name,
-                        ch.label,
-                        ch.stamp,
-                        ch.old_position,
-                        ch.new_position,
-                        ch.old_state,
-                        ch.new_state,
-                    )
-                )
+                ctx.changes.append(ch.event)
         ctx.room_last_seen = {r: math.inf for r in ctx.rooms}
 
     # ------------------------------------------------------------------ execution

@@ -394,7 +394,7 @@ def make_tasks(
     for ch in sim.changes:
         for room in {ch.old_room, ch.new_room} - {""}:
             per_room[room] += 1
-            room_labels[room].add(ch.label)
+            room_labels[room].add(ch.event.label)
     busiest = [r for r, _ in per_room.most_common(1)]
     others = [r.name for r in world.scene.rooms if r.name not in busiest]
     picks = busiest + ([others[int(rng.integers(len(others)))]] if others else [])

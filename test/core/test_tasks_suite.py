@@ -93,7 +93,7 @@ def test_stale_map_answers_an_old_state(scenario):
     oracle = score(task, Agent(scenario, "oracle").run(task), scenario.world)
     assert oracle.success and oracle.path_m == 0.0
     if lt.answer in ("open", "closed"):  # the first tour saw it: the stale state is wrong
-        assert lt.answer == flipped[0].old_state and not lt.success
+        assert lt.answer == flipped[0].event.old_state and not lt.success
 
 
 def test_prompt_retrieval_counts_tokens_and_recall(scenario):
