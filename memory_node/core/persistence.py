@@ -523,7 +523,7 @@ def load_memory(path: str) -> MemorySnapshot:
         raise InvalidInput(f"cannot load: {path} is corrupt or truncated ({exc})") from exc
     except InvalidInput:
         raise
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
         raise InvalidInput(f"cannot load: {path} holds malformed values ({exc})") from exc
     finally:
         conn.close()

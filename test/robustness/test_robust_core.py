@@ -88,6 +88,7 @@ CORRUPTIONS = {
     "label_blob": ("UPDATE objects SET label = ? WHERE idx = 0", b"\x00\xff"),
     "first_seen_text": ("UPDATE objects SET first_seen = 'yesterday' WHERE idx = 0",),
     "negative_observations": ("UPDATE objects SET observations = -5 WHERE idx = 0",),
+    "infinite_observations": ("UPDATE objects SET observations = '1e999' WHERE idx = 0",),
     "negative_size": ("UPDATE objects SET size = ? WHERE idx = 0", np.full(3, -1.0).tobytes()),
     "nan_center": ("UPDATE objects SET center = ? WHERE idx = 0", np.full(3, np.nan).tobytes()),
     "id_blob": ("UPDATE objects SET id = ? WHERE idx = 0", b"\x00\xff"),
