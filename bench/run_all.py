@@ -24,6 +24,7 @@ BENCHES = {
     "policy": ["bench.bench_policy", "--tokens", "256", "--dim", "512", "--capacity", "16"],
     "policy_floor": ["bench.bench_policy_floor", "--tokens", "256", "--dim", "512", "--reference"],
     "icl_segmentation": ["bench.icl_segmentation"],
+    "segmenter": ["bench.bench_segmenter"],
     "accuracy": ["bench.bench_accuracy", "--episode", "tour_changes_tour"],
     "changes": ["bench.bench_changes"],  # held-out seeds 100-139
     "replay": ["bench.bench_replay"],
@@ -34,6 +35,7 @@ BENCHES = {
 }
 QUICK = {
     "ingest": ["--quick"],
+    "segmenter": ["--frames", "15"],
     "tasks": ["--quick"],
     "changes": ["--quick"],
     "replay": ["--frames", "60"],

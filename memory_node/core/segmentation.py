@@ -18,10 +18,11 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
 
 from memory_node.core.config import param
-from memory_node.core.geometry import FramePoints, voxel_keys, voxelize, voxelize_weighted
+from memory_node.core.geometry import FramePoints, voxelize, voxelize_weighted
 from memory_node.core.types import Frame
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,39 @@ def segment_given(
     return detections, ignored
 
 
+def _count_inliers(
+    points: np.ndarray, normals: np.ndarray, offsets: np.ndarray, distance: float
+) -> np.ndarray:
+    """Inliers of each plane hypothesis: count of ``|points @ normal + offset| < distance``.
+
+    Works in row blocks with one reused buffer, so the (points, hypotheses) distance matrix
+    never exists whole (it would not fit in cache, and allocating it dominated the segmenter).
+
+    Args:
+        points: (S, 3) float64.
+        normals: (H, 3) float64 unit normals.
+        offsets: (H,) float64.
+        distance: inlier distance.
+
+    Returns:
+        (H,) int64 counts.
+    """
+    block = 512
+    nt = normals.T
+    buf = np.empty((min(block, points.shape[0]), nt.shape[1]))
+    hit = np.empty(buf.shape, dtype=bool)
+    counts = np.zeros(nt.shape[1], dtype=np.int64)
+    for i in range(0, points.shape[0], block):
+        m = min(block, points.shape[0] - i)
+        b, h = buf[:m], hit[:m]
+        np.matmul(points[i : i + m], nt, out=b)
+        b += offsets
+        np.abs(b, out=b)
+        np.less(b, distance, out=h)
+        counts += np.count_nonzero(h, axis=0)
+    return counts
+
+
 def fit_planes(
     points: np.ndarray, config: SegmentationConfig, rng: np.random.Generator
 ) -> np.ndarray:
@@ -259,8 +293,7 @@ def fit_planes(
             break
         normals = normals[good] / norm[good, None]
         d = -np.einsum("ij,ij->i", normals, a[good])
-        dist = np.abs(P @ normals.T + d)  # (S, hypotheses)
-        counts = (dist < config.plane_distance_m).sum(axis=0)
+        counts = _count_inliers(P, normals, d, config.plane_distance_m)
         best = int(np.argmax(counts))
         if counts[best] * rest.size / P.shape[0] < min_inliers:
             break
@@ -353,6 +386,9 @@ def _join_touching(points: np.ndarray, labels: np.ndarray, distance: float) -> n
 
     Two points within ``distance`` of each other along every axis fall in a common cell of size
     ``2 * distance`` in at least one of the 8 grids shifted by ``distance`` along each axis.
+    Points are first reduced to their distinct (``distance`` cell, label) pairs; a cell of a
+    shifted grid is a 2 x 2 x 2 block of those cells. Segments sharing a cell are joined as
+    connected components of the segment graph; each takes the smallest label of its component.
 
     Args:
         points: (N, 3) float32 points, metres.
@@ -365,29 +401,35 @@ def _join_touching(points: np.ndarray, labels: np.ndarray, distance: float) -> n
     ok = labels >= 0
     if not ok.any():
         return labels
-    pts = points[ok].astype(np.float64)
     lab = labels[ok]
     n_lab = int(labels.max()) + 1
-    parent = np.arange(n_lab)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = int(parent[x])
-        return x
-
+    q = np.floor(points[ok].astype(np.float64) / distance).astype(np.int64)
+    low = q.min(axis=0)
+    q -= low - (low & 1)  # an even shift keeps the 2-cell grids where they were
+    ext = q.max(axis=0) + 2
+    if float(ext[0]) * float(ext[1]) * float(ext[2]) * n_lab >= 2.0**62:
+        raise ValueError(f"segments span too many {distance} m cells to join")
+    code = np.unique(((q[:, 0] * ext[1] + q[:, 1]) * ext[2] + q[:, 2]) * n_lab + lab)
+    lab_u = code % n_lab
+    cell = code // n_lab
+    q = np.stack([cell // (ext[1] * ext[2]), (cell // ext[2]) % ext[1], cell % ext[2]], axis=1)
+    e2 = ext // 2 + 1
+    src, dst = [], []
     for shift in np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).T.reshape(-1, 3):
-        keys = voxel_keys(pts + shift * distance, 2 * distance)
-        _, cell = np.unique(keys, return_inverse=True)
-        pairs = np.unique(cell.astype(np.int64) * n_lab + lab)
+        c = (q + shift) // 2
+        pairs = np.unique(((c[:, 0] * e2[1] + c[:, 1]) * e2[2] + c[:, 2]) * n_lab + lab_u)
         cells, labs = pairs // n_lab, pairs % n_lab
-        for i in np.flatnonzero(cells[1:] == cells[:-1]):
-            a, b = find(int(labs[i])), find(int(labs[i + 1]))
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    roots = np.array([find(i) for i in range(n_lab)])
+        same = np.flatnonzero(cells[1:] == cells[:-1])
+        src.append(labs[same])
+        dst.append(labs[same + 1])
+    s_all = np.concatenate(src)
+    graph = sparse.coo_matrix(
+        (np.ones(s_all.size, dtype=np.int8), (s_all, np.concatenate(dst))), shape=(n_lab, n_lab)
+    )
+    _, comp = csgraph.connected_components(graph, directed=False)
+    _, first = np.unique(comp, return_index=True)  # smallest label of each component
     out = labels.copy()
-    out[ok] = roots[lab]
+    out[ok] = first[comp][lab]
     return out
 
 

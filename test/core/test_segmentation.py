@@ -141,3 +141,15 @@ def test_geometric_segmenter_on_real_icl_nuim_frame() -> None:
     for d in dets:
         assert np.all(d.points.max(axis=0) - d.points.min(axis=0) <= 3.0)
     assert sum(d.num_pixels for d in dets) < 0.8 * fp.points_map.shape[0]
+
+
+def test_join_touching_joins_chains_and_keeps_far_segments_apart() -> None:
+    from memory_node.core.segmentation import _join_touching
+
+    # Segments 3 -> 1 -> 0 touch in a chain (2 cm apart); segment 2 is 1 m away; -1 stays none.
+    pts = np.array(
+        [[0.0, 0, 0], [0.02, 0, 0], [0.04, 0, 0], [1.0, 1, 1], [0.5, 0.5, 0.5]], np.float32
+    )
+    labels = np.array([3, 1, 0, 2, -1], np.int64)
+    out = _join_touching(pts, labels, 0.03)
+    assert out.tolist() == [0, 0, 0, 2, -1]
