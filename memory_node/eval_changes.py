@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from memory_node.core.types import ChangeEvent
 from memory_node.evaluation import (
@@ -41,6 +40,7 @@ from memory_node.evaluation import (
     first_views,
     gt_objects_at,
     match_objects,
+    pair_changes,
 )
 
 
@@ -58,42 +58,6 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def pair_changes(
-    kind: str,
-    gt_changes: Sequence[dict[str, Any]],
-    events: Sequence[ChangeEvent],
-    max_distance_m: float = 0.5,
-) -> list[tuple[int, int]]:
-    """Match events of ``kind`` to true changes of ``kind``: (event index, change index) pairs.
-
-    Indices are into the given sequences; see the module docstring for the rule.
-    """
-    ev = [j for j, e in enumerate(events) if e.kind.name == kind]
-    gt = [i for i, c in enumerate(gt_changes) if c["kind"] == kind]
-    if not ev or not gt:
-        return []
-    cost = np.full((len(ev), len(gt)), np.inf)
-    for a, j in enumerate(ev):
-        e = events[j]
-        pos = np.asarray(e.old_position if kind == "DISAPPEARED" else e.new_position, float)
-        for b, i in enumerate(gt):
-            c = gt_changes[i]
-            if c["label"] != e.label or e.stamp + 1e-6 < c["stamp"]:
-                continue
-            ref = c["old_position"] if kind == "DISAPPEARED" else c["new_position"]
-            d = float(np.linalg.norm(pos - np.asarray(ref, float)))
-            if kind == "STATE_CHANGED":  # a door swinging open moves the box: either side
-                d = min(d, float(np.linalg.norm(pos - np.asarray(c["old_position"], float))))
-            if d <= max_distance_m:
-                cost[a, b] = d
-    if not np.isfinite(cost).any():
-        return []
-    rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
-    return sorted(
-        (ev[r], gt[c]) for r, c in zip(rows, cols, strict=True) if np.isfinite(cost[r, c])
-    )
 
 
 @dataclass

@@ -272,6 +272,45 @@ def first_views(
     return out
 
 
+def pair_changes(
+    kind: str,
+    gt_changes: Sequence[dict[str, Any]],
+    events: Sequence[ChangeEvent],
+    max_distance_m: float = 0.5,
+) -> list[tuple[int, int]]:
+    """Match events of ``kind`` to true changes of ``kind``: (event index, change index) pairs.
+
+    An event pairs with a true change of its label that took effect no later than the event,
+    within ``max_distance_m`` of the changed place (the old place for DISAPPEARED, either
+    place for STATE_CHANGED); pairs are one-to-one with the least total distance. Indices are
+    into the given sequences.
+    """
+    ev = [j for j, e in enumerate(events) if e.kind.name == kind]
+    gt = [i for i, c in enumerate(gt_changes) if c["kind"] == kind]
+    if not ev or not gt:
+        return []
+    cost = np.full((len(ev), len(gt)), np.inf)
+    for a, j in enumerate(ev):
+        e = events[j]
+        pos = np.asarray(e.old_position if kind == "DISAPPEARED" else e.new_position, float)
+        for b, i in enumerate(gt):
+            c = gt_changes[i]
+            if c["label"] != e.label or e.stamp + 1e-6 < c["stamp"]:
+                continue
+            ref = c["old_position"] if kind == "DISAPPEARED" else c["new_position"]
+            d = float(np.linalg.norm(pos - np.asarray(ref, float)))
+            if kind == "STATE_CHANGED":  # a door swinging open moves the box: either side
+                d = min(d, float(np.linalg.norm(pos - np.asarray(c["old_position"], float))))
+            if d <= max_distance_m:
+                cost[a, b] = d
+    if not np.isfinite(cost).any():
+        return []
+    rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
+    return sorted(
+        (ev[r], gt[c]) for r, c in zip(rows, cols, strict=True) if np.isfinite(cost[r, c])
+    )
+
+
 def change_metrics(
     gt_changes: Iterable[dict[str, Any]],
     events: Iterable[ChangeEvent],
@@ -303,23 +342,8 @@ def change_metrics(
         g_kind = [gts[i] for i in idx]
         e_kind = sorted((e for e in evs if e.kind.name == kind), key=lambda e: e.stamp)
         m = ChangeMetrics(kind=kind, gt=len(g_kind), reported=len(e_kind))
-        cost = np.full((len(e_kind), len(g_kind)), np.inf)
-        for j, e in enumerate(e_kind):
-            pos = np.asarray(e.old_position if kind == "DISAPPEARED" else e.new_position, float)
-            for i, c in enumerate(g_kind):
-                if c["label"] != e.label or e.stamp + 1e-6 < c["stamp"]:
-                    continue
-                ref = c["old_position"] if kind == "DISAPPEARED" else c["new_position"]
-                d = float(np.linalg.norm(pos - np.asarray(ref, float)))
-                if kind == "STATE_CHANGED":  # a door swinging open moves the box: either side
-                    d = min(d, float(np.linalg.norm(pos - np.asarray(c["old_position"], float))))
-                if d <= max_distance_m:
-                    cost[j, i] = d
-        pairs: dict[int, int] = {}  # event -> true change, one-to-one, least total distance
-        if cost.size and np.isfinite(cost).any():
-            rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
-            pairs = {int(r): int(c) for r, c in zip(rows, cols, strict=True)
-                     if np.isfinite(cost[r, c])}  # fmt: skip
+        # event -> true change, one-to-one, least total distance
+        pairs = dict(pair_changes(kind, g_kind, e_kind, max_distance_m))
         used = set(pairs.values())
         delays = []
         for j, e in enumerate(e_kind):
