@@ -519,8 +519,13 @@ def _small_house(
             "the Gazebo small house (aws_small_house/worlds/small_house.world) is not under "
             "$MEMORY_SIM_SHARED_DATA nor in shared/data beside the checkout"
         )
-    logging.getLogger("memory_sim.mesh_cache").setLevel(logging.ERROR)  # missing photos
-    scene = import_world(world)
+    mesh_log = logging.getLogger("memory_sim.mesh_cache")
+    level = mesh_log.level
+    mesh_log.setLevel(logging.ERROR)  # the world's missing photo textures, once per episode
+    try:
+        scene = import_world(world)
+    finally:
+        mesh_log.setLevel(level)  # a process-wide setting: other importers still hear of them
     first = int(rng.integers(SMALL_HOUSE_WINDOWS))
     stops = list(SMALL_HOUSE_STOPS[first : first + 2])
     r = SMALL_HOUSE_REGION_M
