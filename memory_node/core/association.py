@@ -55,16 +55,6 @@ class AssociationConfig:
         min_value=0.0,
         max_value=1.01,
     )
-    moved_min_displacement_m: float = param(
-        0.3, "re-identified elsewhere farther than this = MOVED, metres", min_value=0.0
-    )
-    moved_place_seen_before_s: float = param(
-        0.5,
-        "without free-space keyframes: an object seen for the first time is a moved object "
-        "found at its new place only when that place had been observed at least this long "
-        "before, seconds",
-        min_value=0.0,
-    )
     use_appearance: bool = param(
         True,
         "keep a colour descriptor per object and require it to agree when re-identifying a "
@@ -75,70 +65,6 @@ class AssociationConfig:
         "a detection is not associated to an object seen 3+ times whose colours agree less "
         "than this (Bhattacharyya, 0-1): another instance put where this one stood",
         min_value=0.0,
-        max_value=1.0,
-    )
-    change_min_label_confidence: float = param(
-        0.6,
-        "a newly confirmed object makes an APPEARED or MOVED event only when its label holds "
-        "at least this share of its votes (one flipped label must not make an event) ...",
-        min_value=0.0,
-        max_value=1.0,
-    )
-    change_window_s: float = param(
-        1.0,
-        "... a new object whose label is still uncertain may wait this long for its event, "
-        "from its second detection, seconds (then it is kept without one)",
-        min_value=0.0,
-    )
-    second_detection_wait_s: float = param(
-        30.0,
-        "a new object confirmed on one detection (and the depth) may wait this long from its "
-        "first sighting for the second detection that its event needs, seconds",
-        min_value=0.0,
-    )
-    moved_min_box_gap_m: float = param(
-        0.2,
-        "an object is not taken to have moved to a place whose box comes closer than this to "
-        "its own (an opened door or a part seen alone), metres",
-        min_value=0.0,
-    )
-    moved_min_appearance_similarity: float = param(
-        0.7,
-        "least colour-descriptor similarity (Bhattacharyya, 0-1) between a detection and the "
-        "object it re-identifies",
-        min_value=0.0,
-        max_value=1.0,
-    )
-    moved_unique_appearance_similarity: float = param(
-        0.9,
-        "a new object at a place seen empty before is a known object of its label, moved, even "
-        "before that one's old place is seen empty, when their colours agree at least this "
-        "much ...",
-        min_value=0.0,
-        max_value=1.01,
-    )
-    moved_unique_margin: float = param(
-        0.1,
-        "... and no other object of the label comes within this much of that similarity ...",
-        min_value=0.0,
-        max_value=1.0,
-    )
-    moved_unseen_for_s: float = param(
-        2.0,
-        "... and the known object has not been seen for this long, seconds",
-        min_value=0.0,
-    )
-    ambiguous_wait_s: float = param(
-        60.0,
-        "a new object at a new place that looks like several known objects of its label, any "
-        "of which could have moved there, waits this long for their places to be seen (one "
-        "found gone makes it a MOVED) before it is APPEARED, seconds",
-        min_value=0.0,
-    )
-    moved_min_feature_similarity: float = param(
-        0.75,
-        "clip features: least cosine between a detection and a re-identified object",
-        min_value=-1.0,
         max_value=1.0,
     )
 

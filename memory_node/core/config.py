@@ -10,6 +10,7 @@ config tree with :func:`flatten` to declare one parameter per leaf (dotted names
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -76,13 +77,30 @@ def flatten(config: Any, prefix: str = "") -> list[ParamSpec]:
 def unflatten(cls: type[T], values: dict[str, Any]) -> T:
     """Build a config tree of type ``cls`` from dotted leaf values; missing leaves keep defaults.
 
+    A root class may rename parameters: its ``renamed_param(name, value, config)`` returns the
+    (new name, value) of an old name ("" as the name: no longer used, ignored), or None; the old
+    name is then accepted with a :class:`DeprecationWarning`.
+
     Raises:
         ValueError: a value is outside its declared range or choices, or a name is unknown.
     """
     config = cls()
     known = {spec.name: spec for spec in flatten(config)}
+    renamed = getattr(cls, "renamed_param", None)
     for name, value in values.items():
         spec = known.get(name)
+        if spec is None and renamed is not None:
+            new = renamed(name, value, config)
+            if new is not None:
+                warnings.warn(
+                    f"parameter {name!r} is deprecated (accepted for one release): use {new[0]!r}",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                name, value = new
+                if not name:
+                    continue  # a parameter no longer used
+                spec = known.get(name)
         if spec is None:
             raise ValueError(f"unknown parameter {name!r}")
         check_value(spec, value)

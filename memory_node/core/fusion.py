@@ -121,6 +121,9 @@ class ObjectModel:
         encoded_at: observation count at the last encoding.
         feature_weight: number of features averaged into ``obj.feature``.
         coarse: cached sorted keys at the association voxel size (None = stale).
+        belief: log-odds that the object is still where it is held (see
+            :mod:`memory_node.core.change.existence`); None = just detected there (certain).
+        belief_stamp: seconds, time of the last belief update.
     """
 
     obj: SceneObject
@@ -134,6 +137,8 @@ class ObjectModel:
     encoded_at: int = 0
     feature_weight: float = 0.0
     coarse: np.ndarray | None = field(default=None, repr=False)
+    belief: float | None = None
+    belief_stamp: float = 0.0
 
     def coarse_keys(self, voxel: float) -> np.ndarray:
         """Sorted unique keys of the object's voxels at ``voxel`` metres (cached)."""

@@ -1,21 +1,26 @@
 """The long-term scene-graph memory facade: ingest frames, answer queries, render, save, load.
 
-:class:`SceneMemory` ties the components together. Per accepted frame:
+:meth:`SceneMemory.ingest` runs each frame through named stages, in one direction:
 
-1. validate (:func:`geometry.validate_frame`, stamp after the last accepted one, see
-   :mod:`stamp_guard`: a clock jump back resets the guard);
-2. back-project the strided depth into the map frame (:mod:`geometry`);
-3. segment into detections (:mod:`segmentation`: given masks or the geometric segmenter);
-4. associate detections to objects near them (spatial hash -> scores -> Hungarian,
-   :mod:`association`), fuse (:mod:`fusion`);
-5. gather visibility evidence for unmatched objects in the view frustum (:mod:`visibility`);
-6. re-identify unmatched labelled detections as moved objects (same id, voxels replaced, so no
-   ghost stays behind), create tentative objects for the rest;
-7. miss evidence -> absent + DISAPPEARED; confirmation -> APPEARED; state changes;
-8. features when they pay (:mod:`features`), patch layer, periodic duplicate merge, relations
-   and zones (``relations``/``zones`` modules), events to the short-term store.
+1. ``_validate``: :func:`geometry.validate_frame`, stamp after the last accepted one (see
+   :mod:`stamp_guard`: a clock jump back resets the guard); a bad frame raises
+   :class:`InvalidInput` before anything changes;
+2. ``_observe``: back-project the strided depth (:mod:`geometry`), segment into detections
+   (:mod:`segmentation`), label features and colour descriptors;
+3. ``_associate``: detections to objects near them (spatial hash -> scores -> Hungarian,
+   :mod:`association`), then visibility evidence for the unmatched objects in view
+   (:mod:`visibility`), then re-identification of moved objects (asked of the change detector);
+4. ``_fuse``: detections into their objects, new tentative objects for the rest
+   (:mod:`fusion`); what fusing did goes to the change detector;
+5. ``_confirm``: tentative objects pruned by the depth, confirmed by repeated detections;
+6. change detection: the change detector (:mod:`memory_node.core.change`) turns the frame's
+   evidence into events (existence beliefs, moves, disappearances, new objects);
+7. ``_maintain``: features when they pay (:mod:`features`), spatial index, patches, observed
+   and free space, periodic duplicate merge;
+8. ``_update_graph`` and ``_publish``: relations and zones (``relations``/``zones`` modules),
+   events to the short-term store.
 
-A bad frame raises :class:`InvalidInput` before anything is changed. Not thread-safe: the node
+Objects live in one :class:`~memory_node.core.change.ObjectStore`. Not thread-safe: the node
 holds one lock around every call.
 """
 
@@ -24,9 +29,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +42,17 @@ from memory_node.core.association import (
     DetectionGeometry,
     assign,
     detection_geometry,
-    feature_similarity,
-    inside_box,
     labels_agree,
     pair_score,
 )
+from memory_node.core.change import (
+    ChangeConfig,
+    ChangeDetector,
+    DetectorContext,
+    FrameEvidence,
+    ObjectStore,
+)
+from memory_node.core.change.config import RENAMED, misses_to_log_odds
 from memory_node.core.config import param
 from memory_node.core.features import (
     ClipEncoder,
@@ -56,10 +67,8 @@ from memory_node.core.fusion import (
     ObjectModel,
     fuse,
     make_id,
-    merge_models,
     models_from_objects,
     new_model,
-    refresh_geometry,
     replace_geometry,
     update_feature,
 )
@@ -76,7 +85,7 @@ from memory_node.core.relations import RelationConfig, update_relations
 from memory_node.core.retrieval import RetrievalConfig, Retriever
 from memory_node.core.segmentation import Detection, SegmentationConfig, segment_frame
 from memory_node.core.short_term import ShortTermConfig, ShortTermMemory
-from memory_node.core.spatial_index import GridIndex, PatchLayer
+from memory_node.core.spatial_index import PatchLayer
 from memory_node.core.stamp_guard import StampConfig, StampGuard
 from memory_node.core.types import (
     ChangeEvent,
@@ -96,31 +105,6 @@ from memory_node.core.zones import ZoneConfig, compute_zones
 
 log = logging.getLogger(__name__)
 
-VACATED_PLACES = 256  # places that objects moved out of, kept to tell new arrivals there
-PART_INSIDE = 0.8  # a new object this much inside a present one of its label ...
-PART_MAX_VOLUME = 0.3  # ... whose box is at most this share of that one's is a piece of it
-
-
-def _event(
-    kind: ChangeKind,
-    obj: SceneObject,
-    stamp: float,
-    old_position: np.ndarray | None = None,
-    old_state: str | None = None,
-    new_state: str | None = None,
-) -> ChangeEvent:
-    """Return a change event of ``obj`` as it is now (old position and states default to now)."""
-    return ChangeEvent(
-        kind=kind,
-        object_id=obj.id,
-        label=obj.label,
-        stamp=stamp,
-        old_position=obj.center.copy() if old_position is None else old_position,
-        new_position=obj.center.copy(),
-        old_state=obj.state if old_state is None else old_state,
-        new_state=obj.state if new_state is None else new_state,
-    )
-
 
 def label_owners(
     fp: FramePoints, detections: list[Detection]
@@ -138,28 +122,6 @@ def label_owners(
         code = codes.setdefault(d.label, len(codes))
         grid.flat[fp.flat_index[d.point_index]] = code
     return grid, codes
-
-
-def similar_size(a: SceneObject, b: SceneObject, factor: float = 3.0) -> bool:
-    """Tell whether two objects' largest box extents are within ``factor`` of each other.
-
-    A moved object keeps its size; a view of part of it may be smaller, but a lego brick under
-    a flipped label is no kitchen cabinet.
-    """
-    ea = float(np.max(a.box_max - a.box_min, initial=0.0))
-    eb = float(np.max(b.box_max - b.box_min, initial=0.0))
-    return max(ea, eb) <= factor * max(min(ea, eb), 0.01)
-
-
-def sample_points(points: np.ndarray, n: int = 64) -> np.ndarray:
-    """Return about ``n`` evenly spaced rows of ``points`` (all of them when fewer)."""
-    return points[:: max(1, points.shape[0] // n)]
-
-
-def box_gap(a: SceneObject, b: SceneObject) -> float:
-    """Return the distance between two objects' boxes, metres (0 when they touch/overlap)."""
-    gap = np.maximum(0.0, np.maximum(a.box_min - b.box_max, b.box_min - a.box_max))
-    return float(np.linalg.norm(gap))
 
 
 SNAPSHOT_FORMAT = "memory_node.scene_memory/1"
@@ -181,6 +143,7 @@ class SceneMemoryConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     short_term: ShortTermConfig = field(default_factory=ShortTermConfig)
     stamps: StampConfig = field(default_factory=StampConfig)
+    change: ChangeConfig = field(default_factory=ChangeConfig)
     max_render_objects: int = param(
         100000, "largest max_objects a render request may ask for", min_value=1
     )
@@ -189,6 +152,25 @@ class SceneMemoryConfig:
         "events kept for drain_events() when nobody drains them (oldest dropped first)",
         min_value=1,
     )
+
+    @staticmethod
+    def renamed_param(name: str, value: Any, config: SceneMemoryConfig) -> tuple[str, Any] | None:
+        """Return the (new name, value) of a parameter renamed into ``change.*``, or None.
+
+        The old miss counts become belief thresholds (see
+        :func:`~memory_node.core.change.config.misses_to_log_odds`).
+        """
+        new = RENAMED.get(name)
+        if new is None:
+            return None
+        if name.startswith("visibility.misses_to_"):
+            value = misses_to_log_odds(float(value), config.change)
+        return new, value
+
+    @staticmethod
+    def renamed_params() -> dict[str, str]:
+        """Return old name -> new name of the parameters renamed into ``change.*``."""
+        return dict(RENAMED)
 
 
 @dataclass
@@ -203,9 +185,9 @@ class IngestReport:
         num_matched: detections associated to existing objects by geometry.
         num_new: new (tentative) objects created.
         num_updated: objects fused with a detection (matched + moved).
-        num_moved: objects re-identified elsewhere.
+        num_moved: MOVED events of this frame.
         num_confirmed: tentative objects that entered the graph this frame.
-        num_disappeared: objects marked absent this frame.
+        num_disappeared: DISAPPEARED events of this frame.
         ignored_instance_ids: instance ids of the mask missing from the labels.
         events: change events of this frame.
         duration_s: wall time of the ingest.
@@ -224,6 +206,36 @@ class IngestReport:
     ignored_instance_ids: int = 0
     events: list[ChangeEvent] = field(default_factory=list)
     duration_s: float = 0.0
+
+
+@dataclass
+class _FrameObservation:
+    """What the observe stage made of one accepted frame, filled in by the later stages.
+
+    Attributes:
+        stamp: seconds.
+        rgb: (H, W, 3) uint8 image.
+        depth: (H, W) float32 metres; K: (3, 3); map_T_camera: (4, 4) camera pose.
+        points: the strided back-projected points.
+        detections, geoms, looks: the detections with their geometry and colour descriptor.
+        ignored: instance ids of the mask missing from the labels.
+        matches, moved: detection index -> object id, associated by geometry / re-identified.
+        det_of: object id -> the detection fused into it this frame.
+    """
+
+    stamp: float
+    rgb: np.ndarray
+    depth: np.ndarray
+    K: np.ndarray
+    map_T_camera: np.ndarray
+    points: FramePoints
+    detections: list[Detection]
+    ignored: int
+    geoms: list[DetectionGeometry]
+    looks: list[np.ndarray | None]
+    matches: dict[int, str] = field(default_factory=dict)
+    moved: dict[int, str] = field(default_factory=dict)
+    det_of: dict[str, Detection] = field(default_factory=dict)
 
 
 @dataclass
@@ -264,30 +276,50 @@ class SceneMemory:
 
     def _reset_state(self) -> None:
         cfg = self.config
-        self._models: dict[str, ObjectModel] = {}
-        self._objects: dict[str, SceneObject] = {}  # confirmed objects, the public graph
-        self._tentative: set[str] = set()  # ids of objects not yet confirmed
-        self._by_label: dict[str, set[str]] = {}
-        self._index = GridIndex(cfg.mapping.index_cell_m)
-        self._patches = PatchLayer(cfg.mapping.patch_size_m or 1.0)
+        self._store = ObjectStore(cfg.mapping.index_cell_m, cfg.mapping.patch_size_m)
         self._free = FreeSpaceMap(cfg.free_space)
-        # new objects awaiting APPEARED/MOVED -> deadline (None: awaiting a second detection)
-        self._undecided: dict[str, float | None] = {}
-        self._ambiguous: dict[str, float] = {}  # new at a new place, which look-alike? -> deadline
-        # boxes (min, max) that objects moved out of: known empty since, like an absent object's
-        self._vacated: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=VACATED_PLACES)
-        self._next_index = 0
+        self._detector = self._make_detector()
         self._relations: list[Relation] = []
         self._zones: list[Zone] = []
         self._graph_dirty = False  # relations are stale
         self._zones_dirty = False  # zones are stale
         self._graph_changed: set[str] = set()  # ids changed since the last relations update
         self._frames_since_graph = 0
-        self._touched: set[str] = set()
+        self._touched: set[str] = set()  # ids to check for duplicates at the next merge
         self._short_term = ShortTermMemory(cfg.short_term)
         self._pending: list[ChangeEvent] = []
         if self._retriever is not None:
             self._retriever.invalidate()
+
+    def _make_detector(self) -> ChangeDetector:
+        cfg = self.config
+
+        def forget(oid: str) -> None:
+            if cfg.short_term.consolidate:
+                self._short_term.forget(oid)
+
+        ctx = DetectorContext(
+            mapping=cfg.mapping,
+            association=cfg.association,
+            visibility=cfg.visibility,
+            free_space=cfg.free_space,
+            free=self._free,
+            clip_features=lambda: isinstance(self._encoder, ClipEncoder),
+            forget_events=forget,
+        )
+        return ChangeDetector(cfg.change, self._store, ctx)
+
+    @property
+    def _models(self) -> dict[str, ObjectModel]:
+        return self._store.models
+
+    @property
+    def _objects(self) -> dict[str, SceneObject]:
+        return self._store.objects
+
+    @property
+    def _next_index(self) -> int:
+        return self._store.next_index
 
     # ------------------------------------------------------------------ encoders
 
@@ -349,7 +381,7 @@ class SceneMemory:
     @property
     def patches(self) -> PatchLayer:
         """The patch layer (coarse cells -> objects seen there, features, last seen)."""
-        return self._patches
+        return self._store.patches
 
     @property
     def short_term(self) -> ShortTermMemory:
@@ -363,16 +395,43 @@ class SceneMemory:
         raise exc
 
     def ingest(self, frame: Frame) -> IngestReport:
-        """Fuse one posed RGB-D frame into memory.
+        """Fuse one posed RGB-D frame into memory (the stages of the module docstring).
 
         Raises:
             InvalidInput: the frame is malformed or not newer than the last accepted one; memory
                 is unchanged and the drop is counted by reason in :meth:`stats`.
         """
         t0 = time.perf_counter()
-        cfg = self.config
+        stamp = self._validate(frame)
+        obs = self._observe(frame, stamp)
+        report = IngestReport(
+            accepted=True,
+            stamp=stamp,
+            num_detections=len(obs.detections),
+            ignored_instance_ids=obs.ignored,
+        )
+        evidence = FrameEvidence(stamp=stamp)
+        events: list[ChangeEvent] = []
+        self._associate(obs, evidence)
+        report.num_matched = len(obs.matches)
+        report.num_updated = len(obs.matches) + len(obs.moved)
+        report.num_new = self._fuse(obs, evidence, events)
+        report.num_confirmed = self._confirm(evidence)
+        events += self._detector.update(evidence)
+        self._maintain(frame, obs, evidence)
+        self._update_graph(evidence.changed)
+        self._publish(events)
+        report.num_moved = sum(1 for e in events if e.kind == ChangeKind.MOVED)
+        report.num_disappeared = sum(1 for e in events if e.kind == ChangeKind.DISAPPEARED)
+        report.events = events
+        report.duration_s = time.perf_counter() - t0
+        self._last_ingest_s = report.duration_s
+        return report
+
+    def _validate(self, frame: Frame) -> float:
+        """Stage 1: check the frame and its stamp (:mod:`stamp_guard`); return the stamp."""
         try:
-            validate_frame(frame, cfg.depth)
+            validate_frame(frame, self.config.depth)
         except FrameRejected as exc:
             self._reject(exc, exc.reason)
         stamp = float(frame.stamp)
@@ -380,26 +439,21 @@ class SceneMemory:
             self._stamps.check(stamp)
         except InvalidInput as exc:
             self._reject(exc, "out_of_order")
+        return stamp
+
+    def _observe(self, frame: Frame, stamp: float) -> _FrameObservation:
+        """Stage 2: points, detections, label features and colours of an accepted frame."""
+        cfg = self.config
         depth = np.asarray(frame.depth, dtype=np.float32)
         K = np.asarray(frame.K, dtype=np.float64)
         map_T_camera = np.asarray(frame.map_T_camera, dtype=np.float64)
         fp, _ = backproject(depth, K, map_T_camera, cfg.depth)
-        vs = cfg.mapping.voxel_size_m
-        detections, ignored = segment_frame(frame, fp, vs, cfg.segmentation)
-        report = IngestReport(
-            accepted=True,
-            stamp=stamp,
-            num_detections=len(detections),
-            ignored_instance_ids=ignored,
-        )
+        detections, ignored = segment_frame(frame, fp, cfg.mapping.voxel_size_m, cfg.segmentation)
         if ignored:
             log.debug("frame %.3f: %d instance ids missing from the labels", stamp, ignored)
         self._stamps.accept(stamp)
         self._frames_accepted += 1
         self._ignored_ids += ignored
-        events: list[ChangeEvent] = []
-        changed: set[str] = set()
-
         encoder = self.encoder if cfg.features.mode != "off" else None
         if isinstance(encoder, LabelTextEncoder):
             labelled = [d for d in detections if d.label]
@@ -407,244 +461,173 @@ class SceneMemory:
                 emb = encoder.encode_labels([d.label for d in labelled])
                 for d, e in zip(labelled, emb, strict=True):
                     d.feature = e
-        geoms = [detection_geometry(d, cfg.association) for d in detections]
-        looks = self._appearances(frame, fp, detections)
+        return _FrameObservation(
+            stamp=stamp,
+            rgb=np.asarray(frame.rgb),
+            depth=depth,
+            K=K,
+            map_T_camera=map_T_camera,
+            points=fp,
+            detections=detections,
+            ignored=ignored,
+            geoms=[detection_geometry(d, cfg.association) for d in detections],
+            looks=self._appearances(frame, fp, detections),
+        )
 
-        # --- association by geometry + label + feature -------------------------------------
-        matches = self._associate(detections, geoms, looks)
-        report.num_matched = len(matches)
-        matched_ids = set(matches.values())
+    def _associate(self, obs: _FrameObservation, evidence: FrameEvidence) -> None:
+        """Stage 3: detections to objects, visibility of the others, re-identified moves.
 
-        # --- visibility evidence for unmatched objects in the frustum -----------------------
-        camera_T_map = invert_transform(map_T_camera)
+        Fills ``obs.matches``/``obs.moved`` (detection index -> id) and ``evidence.visibility``.
+        """
+        cfg = self.config
+        obs.matches = self._match(obs.detections, obs.geoms, obs.looks)
         owners = None
         if cfg.visibility.use_masks:  # the grid serves only claimed voxels
-            grid, codes = label_owners(fp, detections)
-            owners = (grid, fp.stride, codes)
-        evidence = self._visibility(depth, K, map_T_camera, camera_T_map, matched_ids, owners)
-
-        # --- re-identification of moved objects, new objects --------------------------------
-        unmatched = [i for i in range(len(detections)) if i not in matches]
+            grid, codes = label_owners(obs.points, obs.detections)
+            owners = (grid, obs.points.stride, codes)
+        evidence.visibility = self._visibility(obs, set(obs.matches.values()), owners)
+        unmatched = [i for i in range(len(obs.detections)) if i not in obs.matches]
         self._encode_budget = cfg.features.max_batch
+        encoder = self.encoder if cfg.features.mode != "off" else None
         if isinstance(encoder, ClipEncoder) and unmatched:
             # Only detections that might re-identify a known object of their label need a
             # feature before the decision; the others are encoded after, within the budget.
-            reid = [detections[i] for i in unmatched if self._by_label.get(detections[i].label)]
+            by_label = self._store.by_label
+            reid = [obs.detections[i] for i in unmatched if by_label.get(obs.detections[i].label)]
             reid.sort(key=lambda d: -d.num_pixels)
-            self._encode_detections(frame.rgb, reid, encoder)
-        used = set(matched_ids)
-        moved: dict[int, str] = {}
+            self._encode_detections(obs.rgb, reid, encoder)
+        used = set(obs.matches.values())
         for i in unmatched:
-            oid = self._reidentify(detections[i], geoms[i], looks[i], stamp, evidence, used)
+            det = obs.detections[i]
+            oid = self._detector.reidentify(
+                det, obs.geoms[i], obs.looks[i], obs.stamp, evidence.visibility, used
+            )
             if oid is not None:
-                log.debug(
-                    "%.2f detection %s re-identifies %s (look %s)",
-                    stamp,
-                    detections[i].label,
-                    oid,
-                    appearance.similarity(looks[i], self._models[oid].obj.appearance),
-                )
-                moved[i] = oid
+                log.debug("%.2f detection %s re-identifies %s", obs.stamp, det.label, oid)
+                obs.moved[i] = oid
                 used.add(oid)
+        evidence.observed = used
 
-        for i, oid in matches.items():
-            self._update(self._models[oid], detections[i], looks[i], stamp, events, False)
+    def _fuse(
+        self, obs: _FrameObservation, evidence: FrameEvidence, events: list[ChangeEvent]
+    ) -> int:
+        """Stage 4: fuse detections into their objects, create the new ones; return how many."""
+        cfg = self.config
+        changed = evidence.changed
+        for i, oid in obs.matches.items():
+            self._update(self._models[oid], obs, i, events, moved_to=False)
             changed.add(oid)
-        for i, oid in moved.items():
+        for i, oid in obs.moved.items():
             model = self._models[oid]
-            disp = float(np.linalg.norm(geoms[i].center - model.obj.center))
-            if disp >= cfg.association.moved_min_displacement_m:
-                self._update(model, detections[i], looks[i], stamp, events, True)
-                report.num_moved += 1
-            else:
-                self._update(model, detections[i], looks[i], stamp, events, False)
+            disp = float(np.linalg.norm(obs.geoms[i].center - model.obj.center))
+            moved_to = disp >= cfg.change.moved_min_displacement_m
+            self._update(model, obs, i, events, moved_to=moved_to)
             changed.add(oid)
-        report.num_updated = len(matches) + len(moved)
-        det_of: dict[str, Detection] = {oid: detections[i] for i, oid in matches.items()}
-        det_of.update({oid: detections[i] for i, oid in moved.items()})
-        for i in unmatched:
-            if i in moved:
+        obs.det_of = {oid: obs.detections[i] for i, oid in obs.matches.items()}
+        obs.det_of.update({oid: obs.detections[i] for i, oid in obs.moved.items()})
+        new = 0
+        for i in range(len(obs.detections)):
+            if i in obs.matches or i in obs.moved:
                 continue
-            model = new_model(self._next_index, detections[i], stamp, cfg.mapping)
-            model.obj.appearance = looks[i]
-            self._next_index += 1
-            self._add_model(model)
-            det_of[model.obj.id] = detections[i]
+            model = new_model(self._store.next_index, obs.detections[i], obs.stamp, cfg.mapping)
+            model.obj.appearance = obs.looks[i]
+            self._store.next_index += 1
+            self._store.add(model)
+            obs.det_of[model.obj.id] = obs.detections[i]
             changed.add(model.obj.id)
-            report.num_new += 1
+            new += 1
+        return new
 
-        # --- miss evidence -> absent ---------------------------------------------------------
-        for oid, ev in evidence.items():
-            if oid in used or oid not in self._models:
+    def _confirm(self, evidence: FrameEvidence) -> int:
+        """Stage 5: depth support and pruning of tentative objects, then confirmation.
+
+        A tentative object whose place the frame sees through is dropped; one the segmenter
+        missed but the depth shows again gains one view of support. Returns the number
+        confirmed this frame.
+        """
+        cfg = self.config
+        changed = evidence.changed
+        for oid, ev in evidence.visibility.items():
+            model = self._store.get(oid)
+            if model is None or model.confirmed or oid in evidence.observed:
                 continue
-            model = self._models[oid]
             if (
-                not model.confirmed
-                and cfg.mapping.depth_confirms
+                cfg.mapping.depth_confirms
                 and ev.is_there(cfg.visibility)
                 and not model.depth_support
             ):
-                # The segmenter missed it but the depth shows it again: one view of support.
                 model.depth_support = 1
                 changed.add(oid)
-            if not ev.is_miss(cfg.visibility):
+            if ev.is_miss(cfg.visibility):
+                self._store.remove(oid)
+                changed.discard(oid)
+        confirmed = 0
+        for oid in sorted(changed):
+            model = self._store.get(oid)
+            if model is None or model.confirmed:
                 continue
-            if not model.confirmed:
-                self._remove_model(oid)
-                continue
-            model.obj.miss_count += 1.0
-            if not model.obj.present:
-                continue
-            # Found elsewhere (a look-alike newly standing where it was not): fewer misses do.
-            if model.obj.miss_count >= min(
-                cfg.visibility.misses_to_relocate, cfg.visibility.misses_to_absent
-            ):
-                relocated = self._relocate(model, stamp, events)
-                if relocated is not None:
-                    changed.add(oid)
-                    changed.discard(relocated)
-                    report.num_moved += 1
-                    continue
-            if model.obj.miss_count >= cfg.visibility.misses_to_absent:
-                model.obj.present = False
-                changed.add(oid)
-                if model.obj.observations < cfg.mapping.min_observations_to_confirm:
-                    # confirmed by depth on one detection, e.g. a mislabelled view of a shelf:
-                    # too little to say that something went away
-                    log.debug("%s (%s) absent, detected once: no event", oid, model.obj.label)
-                    continue
-                report.num_disappeared += 1
-                events.append(_event(ChangeKind.DISAPPEARED, model.obj, stamp))
-
-        # --- confirmation and pruning of tentative objects ----------------------------------
-        for oid in list(changed):
-            tentative = self._models.get(oid)
-            if tentative is None or tentative.confirmed:
-                continue
-            model = tentative
             if (
                 model.obj.observations + model.depth_support
                 >= cfg.mapping.min_observations_to_confirm
             ):
-                model.confirmed = True
-                self._objects[oid] = model.obj
-                self._tentative.discard(oid)
-                report.num_confirmed += 1
-                self._undecided[oid] = None
-        # A new object standing where free space was seen (or where an object since found gone
-        # stood): APPEARED, or a known one moved here, or a part of a known one. Decided once
-        # its label is certain enough and its place known to be new, within the window; else
-        # it was merely seen for the first time and makes no event. The window opens with the
-        # second detection: a glimpse from afar may come well before a proper view.
-        for oid, deadline in list(self._undecided.items()):
-            model_or_none = self._models.get(oid)
-            if model_or_none is None:
-                del self._undecided[oid]
-                continue
-            model = model_or_none
-            if model.obj.observations < cfg.mapping.min_observations_to_confirm:
-                # confirmed with depth support: one detection (one label) is too little
-                if stamp > model.obj.first_seen + cfg.association.second_detection_wait_s:
-                    del self._undecided[oid]
-                continue
-            if deadline is None:
-                deadline = self._undecided[oid] = stamp + cfg.association.change_window_s
-            if stamp > deadline:
-                del self._undecided[oid]
-                continue
-            if oid not in changed or not model.obj.present:
-                continue
-            if model.obj.label_confidence < cfg.association.change_min_label_confidence:
-                log.debug("%s: label %s still uncertain", oid, model.obj.label)
-                continue
-            parent = self._parent_of_part(model)
-            if parent is not None:
-                log.debug("%s is a part of %s (state %s)", oid, parent.obj.id, model.obj.state)
-                del self._undecided[oid]
-                self._merge_pair(parent, model)
-                changed.discard(oid)
-                changed.add(parent.obj.id)
-                continue
-            if cfg.free_space.enabled and not self._new_here(
-                model.obj.points, model.obj.first_seen, exclude=oid
-            ):
-                continue
-            del self._undecided[oid]
-            self._ambiguous[oid] = stamp + cfg.association.ambiguous_wait_s
-        # New objects at new places: a known look-alike moved here (MOVED), or APPEARED. While
-        # several look-alikes could have moved here, wait: seeing their places decides (one
-        # found gone is relocated here, which removes this id); past the wait, APPEARED.
-        for oid, deadline in list(self._ambiguous.items()):
-            model_or_none = self._models.get(oid)
-            if model_or_none is None or not model_or_none.obj.present:
-                del self._ambiguous[oid]
-                continue
-            twin, undecided = self._moved_here(model_or_none)
-            if twin is not None:
-                del self._ambiguous[oid]
-                self._absorb(self._models[twin], oid, stamp, events)
-                changed.discard(oid)
-                changed.add(twin)
-                report.num_moved += 1
-            elif not undecided or stamp > deadline:
-                del self._ambiguous[oid]
-                events.append(_event(ChangeKind.APPEARED, model_or_none.obj, stamp, old_state=""))
-            else:
-                log.debug(
-                    "%s (%s): several look-alikes could have moved here",
-                    oid,
-                    model_or_none.obj.label,
-                )
-        self._prune_tentative(stamp)
+                self._store.confirm(oid)
+                self._detector.confirmed(oid)
+                confirmed += 1
+        self._prune_tentative(evidence.stamp)
+        return confirmed
 
-        # --- features, index, patches --------------------------------------------------------
-        self._update_features(frame.rgb, changed, det_of)
+    def _maintain(self, frame: Frame, obs: _FrameObservation, evidence: FrameEvidence) -> None:
+        """Stage 7: features, spatial index, patches, observed and free space, merges."""
+        cfg = self.config
+        changed = evidence.changed
+        self._update_features(frame.rgb, changed, obs.det_of)
         for oid in changed:
-            if oid in self._models:
-                obj = self._models[oid].obj
-                self._index.update(oid, obj.box_min, obj.box_max)
+            self._store.update_bounds(oid)
         if cfg.mapping.patch_size_m > 0:
-            for oid, det in det_of.items():
-                if oid in self._models:
-                    self._patches.observe(oid, det.means, stamp, det.feature)
+            for oid, det in obs.det_of.items():
+                if oid in self._store:
+                    self._store.patches.observe(oid, det.means, obs.stamp, det.feature)
         # Observed space (a sparse sample of this frame's readings within the visibility range):
         # tells later whether a newly seen object stands where the robot had looked before.
-        sample = fp.points_map[:: max(1, cfg.mapping.space_sample_every)]
-        near = np.sum((sample - map_T_camera[:3, 3].astype(np.float32)) ** 2, axis=1)
-        self._patches.observe_space(sample[near <= cfg.visibility.max_range_m**2], stamp)
+        sample = obs.points.points_map[:: max(1, cfg.mapping.space_sample_every)]
+        near = np.sum((sample - obs.map_T_camera[:3, 3].astype(np.float32)) ** 2, axis=1)
+        self._store.patches.observe_space(sample[near <= cfg.visibility.max_range_m**2], obs.stamp)
         if cfg.free_space.enabled:
-            self._free.observe(depth, K, map_T_camera, stamp)
+            self._free.observe(obs.depth, obs.K, obs.map_T_camera, obs.stamp)
         self._touched |= changed
-
-        # --- maintenance ---------------------------------------------------------------------
         if (
             cfg.mapping.merge_every_n_frames
             and self._frames_accepted % cfg.mapping.merge_every_n_frames == 0
         ):
             self._merge_duplicates()
-        changed_confirmed = [oid for oid in changed if oid in self._objects]
-        if changed_confirmed:
-            self._graph_dirty = True
-            self._graph_changed.update(changed_confirmed)
-            if self._retriever is not None:
-                self._retriever.invalidate(changed_confirmed)
+
+    def _update_graph(self, changed: set[str]) -> None:
+        """Stage 8: mark what changed for relations, zones and retrieval; update relations."""
+        self._store.mark_changed(changed)
+        self._take_store_changes()
         self._frames_since_graph += 1
         self._ensure_graph(force=False)
 
+    def _take_store_changes(self) -> None:
+        ids = self._store.take_graph_changes()
+        if ids:
+            self._graph_dirty = True
+            self._graph_changed |= ids
+            if self._retriever is not None:
+                self._retriever.invalidate(sorted(ids))
+
+    def _publish(self, events: list[ChangeEvent]) -> None:
+        """Hand the frame's events to the short-term store and the pending queue."""
         for event in events:
             self._short_term.record(event)
         self._pending.extend(events)
-        excess = len(self._pending) - cfg.max_pending_events
+        excess = len(self._pending) - self.config.max_pending_events
         if excess > 0:
             del self._pending[:excess]
             self._pending_dropped += excess
         self._events_total += len(events)
-        report.events = events
-        report.duration_s = time.perf_counter() - t0
-        self._last_ingest_s = report.duration_s
-        return report
 
-    def _associate(
+    def _match(
         self,
         detections: list[Detection],
         geoms: list[DetectionGeometry],
@@ -662,7 +645,7 @@ class SceneMemory:
         cand_lists: list[list[str]] = []
         for g in geoms:
             if cfg.mapping.spatial_index:
-                near = self._index.query(g.box_min - margin, g.box_max + margin)
+                near = self._store.near(g.box_min - margin, g.box_max + margin)
                 cand_lists.append(sorted(near))
             else:
                 cand_lists.append(list(self._models))
@@ -684,10 +667,7 @@ class SceneMemory:
 
     def _visibility(
         self,
-        depth: np.ndarray,
-        K: np.ndarray,
-        map_T_camera: np.ndarray,
-        camera_T_map: np.ndarray,
+        obs: _FrameObservation,
         matched: set[str],
         owners: tuple[np.ndarray, int, dict[str, int]] | None,
     ) -> dict[str, Evidence]:
@@ -701,10 +681,13 @@ class SceneMemory:
         if not self._models:
             return {}
         if cfg.mapping.spatial_index:
-            lo, hi = frustum_box(K, depth.shape, map_T_camera, cfg.visibility.max_range_m)
-            ids = self._index.query(lo, hi)
+            lo, hi = frustum_box(
+                obs.K, obs.depth.shape, obs.map_T_camera, cfg.visibility.max_range_m
+            )
+            ids = self._store.near(lo, hi)
         else:
             ids = set(self._models)
+        camera_T_map = invert_transform(obs.map_T_camera)
         grid, stride, codes = owners if owners is not None else (None, 1, {})
         out: dict[str, Evidence] = {}
         for oid in ids:
@@ -715,8 +698,8 @@ class SceneMemory:
                 continue
             out[oid] = check_points(
                 model.obj.points,
-                depth,
-                K,
+                obs.depth,
+                obs.K,
                 camera_T_map,
                 cfg.visibility,
                 grid,
@@ -745,285 +728,32 @@ class SceneMemory:
             out.append(appearance.colour_descriptor(rgb[fp.rows[idx], fp.cols[idx]]))
         return out
 
-    def _reidentify(
-        self,
-        det: Detection,
-        geom: DetectionGeometry,
-        look: np.ndarray | None,
-        stamp: float,
-        evidence: dict[str, Evidence],
-        used: set[str],
-    ) -> str | None:
-        """Find the confirmed object an unmatched detection re-identifies (its id, or None).
-
-        A candidate has the detection's label, was not matched this frame, and its old place is
-        verified empty: it is absent, or this frame sees through it; and the detection stands
-        where the robot had looked before. (An object merely not seen
-        for a while is not a candidate: in a house with several mugs, the second mug seen is
-        another mug, not the first one moved. When the new place is seen before the old one,
-        :meth:`_relocate` links the two once the old place is found empty.) With image features
-        on both sides, they must also agree, and so must the colour descriptors.
-
-        (A new object whose colours match one unverified object of its label uniquely is linked
-        at confirmation instead: :meth:`_link_unique_look`.)
-        """
-        if not det.label or not self._by_label.get(det.label):
-            return None
-        vis = self.config.visibility
-        if not self._new_here(det.means, stamp):
-            return None  # not where free space was seen before: seen for the first time
-        cfg = self.config.association
-        looks = {
-            oid: appearance.similarity(look, self._models[oid].obj.appearance)
-            for oid in self._by_label.get(det.label, ())
-            if self._models[oid].confirmed
-        }
-        best: tuple[tuple[float, float, float, float], str] | None = None
-        for oid, a_sim in looks.items():
-            if oid in used:
-                continue
-            if a_sim is not None and a_sim < cfg.moved_min_appearance_similarity:
-                continue  # looks different: another instance of the label
-            obj = self._models[oid].obj
-            ev = evidence.get(oid)
-            if ev is not None and ev.is_there(vis):
-                continue
-            seen_through = ev is not None and ev.is_miss(vis)
-            if obj.present and not seen_through:
-                continue
-            sim = self._reid_similarity(det.feature, obj.feature)
-            if sim is None:
-                continue
-            dist = float(np.linalg.norm(geom.center - obj.center))
-            key = (0.0 if seen_through else 1.0, -(a_sim or 0.0), -sim, dist)
-            if best is None or key < best[0]:
-                best = (key, oid)
-        if best is None:
-            return None
-        chosen = looks.get(best[1])
-        if chosen is not None:
-            # An object of the label not known to be gone that looks even more alike: this may
-            # well be that one, moved; wait until one of the two places is seen (relocation).
-            for oid, a_sim in looks.items():
-                if oid == best[1] or oid in used or a_sim is None or a_sim <= chosen:
-                    continue
-                other = self._models[oid].obj
-                ev = evidence.get(oid)
-                if other.present and not (ev is not None and ev.is_there(vis)):
-                    return None
-        return best[1]
-
-    def _moved_here(self, new: ObjectModel) -> tuple[str | None, bool]:
-        """Tell which known object a new one is, by its look: (that id or None, undecided).
-
-        The new object stands where free space was seen before (it is new *there*). A known
-        object of its label *could have moved here* when it is confirmed, its colours match at
-        least ``association.moved_unique_appearance_similarity``, it has not been seen for
-        ``association.moved_unseen_for_s`` before the new one was first seen (nor since), and it
-        stands at least ``association.moved_min_displacement_m`` away, its box no nearer than
-        ``association.moved_min_box_gap_m``. When one such object matches and no further object
-        of the label comes within ``association.moved_unique_margin`` of its similarity, that
-        object moved here, even though its old place has not been seen empty yet (it is then
-        left with nothing to miss). When several could have, the answer is undecided (True):
-        the caller waits until their places are seen. When none could have: (None, False).
-        """
-        cfg = self.config.association
-        if not cfg.use_appearance or new.obj.appearance is None:
-            return None, False
-        sims: dict[str, float] = {}
-        movable: list[str] = []
-        for oid in self._by_label.get(new.obj.label, ()):
-            other = self._models[oid]
-            if oid == new.obj.id or not other.confirmed:
-                continue
-            a_sim = appearance.similarity(new.obj.appearance, other.obj.appearance)
-            if a_sim is None:
-                continue
-            sims[oid] = a_sim
-            cand = other.obj
-            if (
-                a_sim >= cfg.moved_unique_appearance_similarity
-                and cand.last_seen <= new.obj.first_seen - cfg.moved_unseen_for_s
-                and float(np.linalg.norm(cand.center - new.obj.center))
-                >= cfg.moved_min_displacement_m
-                # touching its box: a part seen alone (an opened door), not a move
-                and box_gap(cand, new.obj) >= cfg.moved_min_box_gap_m
-                and similar_size(cand, new.obj)
-                and self._reid_similarity(new.obj.feature, cand.feature) is not None
-            ):
-                movable.append(oid)
-        if not movable:
-            return None, False
-        best = max(sims, key=lambda o: sims[o])
-        unique = not any(
-            s > sims[best] - cfg.moved_unique_margin for o, s in sims.items() if o != best
-        )
-        if unique and best in movable:
-            return best, False
-        return None, True
-
-    def _new_here(self, points: np.ndarray, first_seen: float, exclude: str = "") -> bool:
-        """Tell whether an object first seen at ``first_seen`` stands where it was not before.
-
-        With free-space tracing (``free_space.enabled``): at least
-        ``free_space.appeared_min_free_fraction`` of its points lie in voxels seen free at least
-        ``free_space.appeared_min_age_s`` before (the camera had looked through that place).
-        Without it: at least half of them lie in patches observed
-        ``association.moved_place_seen_before_s`` before.
-        """
-        pts = sample_points(points)
-        if pts.shape[0] == 0:
-            return False
-        fs = self.config.free_space
-        margin = self.config.association.box_margin_m
-        if fs.enabled:
-            free = self._free.seen_free(pts, first_seen - fs.appeared_min_age_s)
-            # the place of an object since found gone, or moved away, counts as free space too
-            lo, hi = pts.min(axis=0), pts.max(axis=0)
-            boxes = list(self._vacated)
-            for oid in self._index.query(lo, hi):
-                gone = self._models.get(oid)
-                if oid == exclude or gone is None or gone.obj.present or not gone.confirmed:
-                    continue
-                boxes.append((gone.obj.box_min, gone.obj.box_max))
-            for box_lo, box_hi in boxes:
-                if np.any(box_lo > hi + margin) or np.any(box_hi < lo - margin):
-                    continue
-                free |= inside_box(pts, box_lo, box_hi, margin)
-            return float(np.count_nonzero(free)) / pts.shape[0] >= fs.appeared_min_free_fraction
-        before = first_seen - self.config.association.moved_place_seen_before_s
-        return self._patches.observed_before(pts, before) >= 0.5
-
-    def _reid_similarity(self, a: np.ndarray | None, b: np.ndarray | None) -> float | None:
-        """Image-feature similarity for re-identifying a moved object; None = they disagree.
-
-        Image features on both sides must agree (``association.moved_min_feature_similarity``);
-        without them (features off or label text, crop budget spent, crop too small) the label
-        alone decides and the similarity is 0.
-        """
-        if not isinstance(self._encoder, ClipEncoder) or a is None or b is None:
-            return 0.0
-        sim = feature_similarity(a, b)
-        return sim if sim >= self.config.association.moved_min_feature_similarity else None
-
-    def _relocate(self, model: ObjectModel, stamp: float, events: list[ChangeEvent]) -> str | None:
-        """Link an object found missing to a same-label object first seen after it (MOVED).
-
-        Called when ``model``'s place is verified empty. A confirmed, present object with the
-        same label whose ``first_seen`` is later than ``model``'s ``last_seen`` (it appeared
-        while this one was out of sight), standing where the robot had looked before it was
-        first seen (so it is new there, not merely seen for the first time), at least
-        ``moved_min_displacement_m`` away, and (with image features on both) similar enough, is
-        taken to be this object moved: ``model`` keeps its id and takes the other's geometry,
-        the other id is removed, and a MOVED event replaces the DISAPPEARED one. Returns the
-        removed id, or None when nothing matches.
-        """
-        cfg = self.config.association
-        obj = model.obj
-        best: tuple[tuple[float, float, float], str] | None = None
-        for oid in self._by_label.get(obj.label, ()):
-            other = self._models[oid]
-            o = other.obj
-            if oid == obj.id or not other.confirmed or not o.present:
-                continue
-            if o.first_seen <= obj.last_seen:
-                continue
-            if not self._new_here(o.points, o.first_seen):
-                continue  # not where free space was seen before: seen for the first time
-            dist = float(np.linalg.norm(o.center - obj.center))
-            if dist < cfg.moved_min_displacement_m or box_gap(o, obj) < cfg.moved_min_box_gap_m:
-                continue
-            sim = self._reid_similarity(obj.feature, o.feature)
-            if sim is None:
-                continue
-            a_sim = appearance.similarity(obj.appearance, o.appearance)
-            if a_sim is not None and a_sim < cfg.moved_min_appearance_similarity:
-                continue  # looks different: another instance that appeared
-            key = (-(a_sim or 0.0), -sim, -o.first_seen)
-            if best is None or key < best[0]:
-                best = (key, oid)
-        if best is None:
-            return None
-        self._absorb(model, best[1], stamp, events)
-        log.debug("%s found at the place of %s: MOVED", obj.id, best[1])
-        return best[1]
-
-    def _absorb(
-        self, model: ObjectModel, other_id: str, stamp: float, events: list[ChangeEvent]
-    ) -> None:
-        """Make ``model`` the object seen as ``other_id`` (it moved there): one MOVED event.
-
-        ``model`` keeps its id and takes the other's geometry, votes, observations and look;
-        the other id is removed.
-        """
-        obj = model.obj
-        other = self._models[other_id]
-        old_center = obj.center.copy()
-        self._vacated.append((obj.box_min.copy(), obj.box_max.copy()))
-        log.debug(
-            "%.2f %s (%s) is %s moved %.2f m (look %s)",
-            stamp,
-            other_id,
-            obj.label,
-            obj.id,
-            float(np.linalg.norm(other.obj.center - obj.center)),
-            appearance.similarity(obj.appearance, other.obj.appearance),
-        )
-        model.keys, model.means, model.hits = other.keys, other.means, other.hits
-        for lab, v in other.obj.label_votes.items():
-            obj.label_votes[lab] = obj.label_votes.get(lab, 0.0) + v
-        obj.observations += other.obj.observations
-        obj.last_seen = max(obj.last_seen, other.obj.last_seen)
-        if other.obj.state:
-            obj.state = other.obj.state
-        if other.obj.feature is not None and obj.feature is None:
-            obj.feature = other.obj.feature
-        obj.appearance = appearance.blend(
-            other.obj.appearance, obj.appearance, other.obj.observations
-        )
-        obj.present = True
-        obj.miss_count = 0.0
-        refresh_geometry(model, self.config.mapping, stamp, record_history=True)
-        self._remove_model(other_id)
-        if self.config.short_term.consolidate:
-            self._short_term.forget(other_id)  # its APPEARED was this move's second half
-        if self.config.mapping.patch_size_m > 0:
-            self._patches.rename_object(other_id, obj.id)
-        self._index.update(obj.id, obj.box_min, obj.box_max)
-        events.append(_event(ChangeKind.MOVED, obj, stamp, old_position=old_center))
-
     def _update(
         self,
         model: ObjectModel,
-        det: Detection,
-        look: np.ndarray | None,
-        stamp: float,
+        obs: _FrameObservation,
+        i: int,
         events: list[ChangeEvent],
         moved_to: bool,
     ) -> None:
-        """Fuse (or, when moved, replace) ``det`` into ``model`` and emit the right events."""
+        """Fuse (or, when moved, replace) detection ``i`` into ``model``; tell the detector."""
         cfg = self.config
+        det = obs.detections[i]
         obj = model.obj
-        old_center = obj.center.copy()
-        old_label = obj.label
+        old_box = (obj.box_min.copy(), obj.box_max.copy())
+        old_label, old_state = obj.label, obj.state
         was_absent = not obj.present
-        obj.appearance = appearance.blend(obj.appearance, look, obj.observations)
+        obj.appearance = appearance.blend(obj.appearance, obs.looks[i], obj.observations)
         if moved_to:
-            self._vacated.append((obj.box_min.copy(), obj.box_max.copy()))
-            replace_geometry(model, det, stamp, cfg.mapping)
+            replace_geometry(model, det, obs.stamp, cfg.mapping)
         else:
-            fuse(model, det, stamp, cfg.mapping)
+            fuse(model, det, obs.stamp, cfg.mapping)
         obj.present = True
-        if obj.label != old_label:
-            self._relabel(obj.id, old_label, obj.label)
-        if model.confirmed and (moved_to or was_absent):
-            kind = ChangeKind.MOVED if moved_to else ChangeKind.APPEARED
-            events.append(
-                _event(kind, obj, stamp, old_position=old_center, new_state=det.state or obj.state)
-            )
-        if det.state and det.state != obj.state:
-            if model.confirmed and obj.state:
-                events.append(_event(ChangeKind.STATE_CHANGED, obj, stamp, new_state=det.state))
+        self._store.relabel(obj.id, old_label)
+        self._detector.observed(
+            model, obs.stamp, old_box, old_state, det.state, was_absent, moved_to, events
+        )
+        if det.state:
             obj.state = det.state
 
     def _encode_detections(
@@ -1099,55 +829,14 @@ class SceneMemory:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _add_model(self, model: ObjectModel) -> None:
-        oid = model.obj.id
-        self._models[oid] = model
-        if model.confirmed:
-            self._objects[oid] = model.obj
-        else:
-            self._tentative.add(oid)
-        if model.obj.label:
-            self._by_label.setdefault(model.obj.label, set()).add(oid)
-        self._index.update(oid, model.obj.box_min, model.obj.box_max)
-
-    def _remove_model(self, oid: str) -> None:
-        model = self._models.pop(oid, None)
-        if model is None:
-            return
-        self._tentative.discard(oid)
-        if self._objects.pop(oid, None) is not None:
-            self._graph_dirty = True
-            self._graph_changed.add(oid)
-            if self._retriever is not None:
-                self._retriever.invalidate([oid])
-        ids = self._by_label.get(model.obj.label)
-        if ids is not None:
-            ids.discard(oid)
-            if not ids:
-                del self._by_label[model.obj.label]
-        self._index.remove(oid)
-        self._touched.discard(oid)
-        if self.config.mapping.patch_size_m > 0:
-            self._patches.forget_object(oid)
-
-    def _relabel(self, oid: str, old: str, new: str) -> None:
-        ids = self._by_label.get(old)
-        if ids is not None:
-            ids.discard(oid)
-            if not ids:
-                del self._by_label[old]
-        if new:
-            self._by_label.setdefault(new, set()).add(oid)
-
     def _prune_tentative(self, stamp: float) -> None:
         timeout = self.config.mapping.tentative_timeout_s
         if timeout <= 0:
             return
-        stale = [
-            oid for oid in self._tentative if stamp - self._models[oid].obj.last_seen > timeout
-        ]
+        store = self._store
+        stale = [o for o in store.tentative if stamp - store.models[o].obj.last_seen > timeout]
         for oid in stale:
-            self._remove_model(oid)
+            store.remove(oid)
 
     def _merge_duplicates(self) -> None:
         """Merge objects that overlap strongly and whose labels agree (older id kept)."""
@@ -1158,7 +847,7 @@ class SceneMemory:
             a = self._models.get(oid)
             if a is None:
                 continue
-            cands = self._index.query(a.obj.box_min, a.obj.box_max)
+            cands = self._store.near(a.obj.box_min, a.obj.box_max)
             for cid in sorted(cands):
                 if cid == oid or cid not in self._models or oid not in self._models:
                     continue
@@ -1172,65 +861,11 @@ class SceneMemory:
                 if inter < cfg.mapping.merge_overlap * min(ka.size, kb.size):
                     continue
                 keep, drop = (a, b) if a.index < b.index else (b, a)
-                self._merge_pair(keep, drop)
+                self._detector.merge(keep, drop)
                 log.debug("merged duplicate %s into %s", drop.obj.id, keep.obj.id)
                 if drop is a:
                     break
                 a = keep
-
-    def _merge_pair(self, keep: ObjectModel, drop: ObjectModel) -> None:
-        """Fuse ``drop`` into ``keep`` (which keeps its id) and remove ``drop``."""
-        cfg = self.config
-        old_label = keep.obj.label
-        look = appearance.blend(drop.obj.appearance, keep.obj.appearance, drop.obj.observations)
-        merge_models(keep, drop, cfg.mapping)
-        keep.obj.appearance = look
-        drop_id, keep_id = drop.obj.id, keep.obj.id
-        self._remove_model(drop_id)
-        if cfg.mapping.patch_size_m > 0:
-            self._patches.rename_object(drop_id, keep_id)
-        if keep.obj.label != old_label:
-            self._relabel(keep_id, old_label, keep.obj.label)
-        if keep.confirmed:
-            self._objects[keep_id] = keep.obj
-            self._tentative.discard(keep_id)
-        self._index.update(keep_id, keep.obj.box_min, keep.obj.box_max)
-        self._graph_dirty = True
-        self._graph_changed |= {keep_id, drop_id}
-        if self._retriever is not None:
-            self._retriever.invalidate([keep_id])
-
-    def _parent_of_part(self, new: ObjectModel) -> ObjectModel | None:
-        """Return the known object a new one is a part of, or None.
-
-        Either an opened door seen alone: the part has its parent's label and a state (e.g.
-        "open"), or the parent has one, and its box comes within
-        ``association.moved_min_box_gap_m`` of the parent's. Or a piece of a present object of
-        its label that association missed (a side of a sideboard first seen): its points lie
-        within that object's box (``PART_INSIDE`` of them) and its box is much smaller
-        (``PART_MAX_VOLUME``); an object of the same kind put next to another is neither.
-        """
-        gap = self.config.association.moved_min_box_gap_m
-        pts = sample_points(new.obj.points)
-        margin = self.config.association.box_margin_m
-        volume = float(np.prod(np.maximum(new.obj.box_max - new.obj.box_min, 0.01)))
-        for oid in self._by_label.get(new.obj.label, ()):
-            other = self._models[oid]
-            if oid == new.obj.id or not other.confirmed:
-                continue
-            if other.obj.first_seen >= new.obj.first_seen:
-                continue
-            if (new.obj.state or other.obj.state) and box_gap(new.obj, other.obj) < gap:
-                return other
-            o = other.obj
-            if not o.present or pts.shape[0] == 0:
-                continue
-            if volume > PART_MAX_VOLUME * float(np.prod(np.maximum(o.box_max - o.box_min, 0.01))):
-                continue
-            inside = inside_box(pts, o.box_min, o.box_max, margin)
-            if np.count_nonzero(inside) >= PART_INSIDE * pts.shape[0]:
-                return other
-        return None
 
     def _ensure_graph(self, force: bool) -> None:
         """Bring relations (and, when forced, zones) up to date with the objects.
@@ -1435,10 +1070,11 @@ class SceneMemory:
                 model.obj.feature = None
                 model.feature_weight = 0.0
         self._reset_state()
-        self._free = free
+        self._free = self._detector.ctx.free = free
         for model in models.values():
-            self._add_model(model)
-        self._next_index = next_index
+            self._store.add(model)
+        self._store.next_index = next_index
+        self._store.take_graph_changes()  # the graph comes with the snapshot
         self._relations = list(snap.relations)
         self._zones = list(snap.zones)
         self._graph_dirty = False
@@ -1465,7 +1101,7 @@ class SceneMemory:
             "objects_absent": len(self._objects) - present,
             "objects_tentative": len(self._models) - len(self._objects),
             "voxels": int(sum(m.keys.size for m in self._models.values())),
-            "patches": len(self._patches),
+            "patches": len(self._store.patches),
             "free_space_keyframes": len(self._free),
             "relations": len(self._relations),
             "zones": len(self._zones),

@@ -32,7 +32,7 @@ from memory_node.core.geometry import project_points, transform_points
 
 @dataclass
 class VisibilityConfig:
-    """Miss evidence and absence marking."""
+    """Visibility evidence: what a depth image says about an object's voxels."""
 
     max_range_m: float = param(
         4.0, "voxels farther than this from the camera give no evidence, metres", min_value=0.1
@@ -78,15 +78,6 @@ class VisibilityConfig:
         "a claimed voxel's reading lies at least this far behind it, metres (a surface shared "
         "with the other object, as a mislabelled duplicate has, is no evidence)",
         min_value=0.0,
-    )
-    misses_to_absent: float = param(
-        3.0, "miss evidence (frames) after which an object is marked absent", min_value=1.0
-    )
-    misses_to_relocate: float = param(
-        2.0,
-        "miss evidence (frames) after which an object is linked to a look-alike of its label "
-        "that newly stands elsewhere (MOVED); the explanation makes fewer misses enough",
-        min_value=1.0,
     )
 
 

@@ -7,6 +7,7 @@ default. ``config/<node>.yaml`` lists the same leaves with the same defaults.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, TypeVar
 
 from rcl_interfaces.msg import (
@@ -65,7 +66,24 @@ def declare_config(node: Node, cls: type[T], prefix: str = "") -> T:
     for spec in specs:
         param = node.declare_parameter(prefix + spec.name, spec.default, descriptor(spec))
         values[spec.name] = param.value
-    return unflatten(cls, values)
+    renamed = getattr(cls, "renamed_params", None)
+    for old, new in (renamed() if renamed is not None else {}).items():
+        # an old name, declared without a value: set only when a file or override gives one
+        use = f"use {prefix + new}" if new else "no longer used"
+        desc = ParameterDescriptor(
+            description=f"Deprecated (accepted for one release): {use}.",
+            dynamic_typing=True,
+        )
+        value = node.declare_parameter(prefix + old, None, desc).value
+        if value is None:
+            continue
+        node.get_logger().warning(
+            f"parameter {prefix + old} is deprecated (accepted for one release): {use}"
+        )
+        values[old] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # logged above, once per name
+        return unflatten(cls, values)
 
 
 def reject_runtime_changes(node: Node, specs: list[ParamSpec], prefix: str = "") -> None:

@@ -238,7 +238,7 @@ def test_a_missing_object_is_not_linked_to_one_first_seen_in_unexplored_space() 
 
 
 def test_object_in_view_but_not_observed_becomes_absent_then_reappears() -> None:
-    cfg = config(visibility__misses_to_absent=3.0)
+    cfg = config(change__absent_below_log_odds=-1.0)  # three frames seen through
     mem = SceneMemory(cfg)
     world = BoxWorld([crate(), mug()])
     clock = Clock()
@@ -705,7 +705,7 @@ def test_a_new_object_like_several_known_ones_waits_until_their_places_are_seen(
 
 
 def test_an_undecided_new_object_appears_when_the_wait_is_over() -> None:
-    mem = SceneMemory(config(association__ambiguous_wait_s=1.0))
+    mem = SceneMemory(config(change__ambiguous_wait_s=1.0))
     world, clock, _ = two_alike_mugs_one_moved_right(mem)
     reports = feed(mem, world, clock, 14, target=RIGHT)  # the left is never looked at again
     kinds = [[e.kind for e in r.events] for r in reports]

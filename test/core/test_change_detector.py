@@ -1,0 +1,244 @@
+"""The change detector driven directly on a hand-built object store (no frames, no camera).
+
+Evidence is written by hand the way :func:`visibility.check_points` would report it: a place
+seen through, an object hidden behind something, a sliver of it at the image border.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memory_node.core.association import AssociationConfig
+from memory_node.core.change import (
+    ChangeConfig,
+    ChangeDetector,
+    DetectorContext,
+    FrameEvidence,
+    ObjectStore,
+)
+from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
+from memory_node.core.fusion import MappingConfig, models_from_objects
+from memory_node.core.types import ChangeKind, SceneObject
+from memory_node.core.visibility import Evidence, VisibilityConfig
+
+SEEN_THROUGH = Evidence(checked=100, in_view=80, seen_through=72, consistent=8)
+HIDDEN = Evidence(checked=100, in_view=80, occluded=76, consistent=4)  # something in front
+GRAZING = Evidence(checked=100, in_view=12, seen_through=12)  # a sliver at the image border
+IN_PLACE = Evidence(checked=100, in_view=80, consistent=78, seen_through=2)
+LOOK = np.full(8, 1 / np.sqrt(8), np.float32)  # one colour descriptor: look-alikes
+
+
+def thing(
+    store: ObjectStore,
+    label: str,
+    lo: tuple[float, float, float],
+    hi: tuple[float, float, float],
+    first_seen: float,
+    last_seen: float,
+) -> str:
+    """Add a confirmed, present object filling the box (lo, hi) with points; return its id."""
+    lo_a, hi_a = np.asarray(lo), np.asarray(hi)
+    axes = [np.linspace(a, b, 5) for a, b in zip(lo_a, hi_a, strict=True)]
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
+    oid = f"obj_{store.next_index:06d}"
+    obj = SceneObject(
+        id=oid,
+        label=label,
+        label_confidence=1.0,
+        label_votes={label: 6.0},
+        center=0.5 * (lo_a + hi_a),
+        size=hi_a - lo_a,
+        points=points,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        observations=6,
+        appearance=LOOK.copy(),
+    )
+    (model,) = models_from_objects([obj], MappingConfig())
+    model.index = store.next_index
+    store.next_index += 1
+    store.add(model)
+    return oid
+
+
+def looked_at(store: ObjectStore, lo, hi, stamp: float) -> None:
+    """Record that the camera had seen the box (lo, hi) (empty) at ``stamp``."""
+    axes = [np.linspace(a, b, 9) for a, b in zip(lo, hi, strict=True)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
+    store.patches.observe_space(grid, stamp)
+
+
+@pytest.fixture
+def world() -> tuple[ObjectStore, ChangeDetector]:
+    store = ObjectStore(index_cell_m=0.5, patch_size_m=0.5)
+    free = FreeSpaceConfig(enabled=False)  # "seen before" from the observed-space patches
+    ctx = DetectorContext(
+        mapping=MappingConfig(),
+        association=AssociationConfig(),
+        visibility=VisibilityConfig(),
+        free_space=free,
+        free=FreeSpaceMap(free),
+    )
+    return store, ChangeDetector(ChangeConfig(), store, ctx)
+
+
+def frames(detector: ChangeDetector, t0: float, n: int, visibility: dict[str, Evidence]) -> list:
+    """Feed ``n`` frames, 0.1 s apart from ``t0``, with the same evidence; return the events."""
+    events = []
+    for k in range(n):
+        events += detector.update(FrameEvidence(stamp=t0 + 0.1 * k, visibility=dict(visibility)))
+    return events
+
+
+def test_an_object_hidden_behind_something_stays(world) -> None:
+    store, detector = world
+    mug = thing(store, "mug", (0.0, 0.0, 0.8), (0.1, 0.1, 0.9), 0.0, 1.0)
+    assert frames(detector, 5.0, 30, {mug: HIDDEN}) == []
+    assert store.objects[mug].present
+    assert detector.belief(store.models[mug]) == ChangeConfig().seen_log_odds
+
+
+def test_a_grazing_view_says_nothing(world) -> None:
+    store, detector = world
+    mug = thing(store, "mug", (0.0, 0.0, 0.8), (0.1, 0.1, 0.9), 0.0, 1.0)
+    assert frames(detector, 5.0, 30, {mug: GRAZING}) == []
+    assert store.objects[mug].present
+
+
+def test_the_place_seen_empty_makes_one_disappeared_after_enough_evidence(world) -> None:
+    store, detector = world
+    mug = thing(store, "mug", (0.0, 0.0, 0.8), (0.1, 0.1, 0.9), 0.0, 1.0)
+    assert frames(detector, 5.0, 2, {mug: SEEN_THROUGH}) == []  # two frames could be noise
+    (event,) = frames(detector, 5.2, 1, {mug: SEEN_THROUGH})
+    assert (event.kind, event.object_id) == (ChangeKind.DISAPPEARED, mug)
+    np.testing.assert_allclose(event.old_position, [0.05, 0.05, 0.85])
+    assert not store.objects[mug].present
+    assert frames(detector, 5.3, 10, {mug: SEEN_THROUGH}) == []  # gone once, reported once
+
+
+def test_consistent_depth_between_misses_keeps_it(world) -> None:
+    store, detector = world
+    mug = thing(store, "mug", (0.0, 0.0, 0.8), (0.1, 0.1, 0.9), 0.0, 1.0)
+    evidence = [SEEN_THROUGH, IN_PLACE] * 10  # a flickering reading, the mug still there
+    events = []
+    for k, ev in enumerate(evidence):
+        events += detector.update(FrameEvidence(stamp=5.0 + 0.1 * k, visibility={mug: ev}))
+    assert events == [] and store.objects[mug].present
+
+
+def test_one_of_several_look_alikes_elsewhere_is_no_move_until_an_old_place_is_seen_empty(
+    world,
+) -> None:
+    store, detector = world
+    ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
+    twin = thing(store, "ball", (0.0, 3.0, 0.0), (0.2, 3.2, 0.2), 0.0, 10.0)  # identical
+    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)  # the camera had looked there
+    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 20.0, 21.0)
+    detector.confirmed(other)
+    # the new ball is seen for a while (another room); the old places are not in view
+    for k in range(5):
+        t = 21.0 + 0.1 * k
+        events = detector.update(FrameEvidence(stamp=t, observed={other}, changed={other}))
+        assert events == [], "which of the two balls? not known while both may be there"
+    assert {ball, twin, other} <= set(store.objects)
+    # one old place seen empty: that ball moved there (one event, its id kept)
+    events = frames(detector, 30.0, 3, {ball: SEEN_THROUGH})
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, ball)]
+    np.testing.assert_allclose(events[0].new_position, [6.1, 0.1, 0.1], atol=1e-6)
+    assert other not in store and store.objects[ball].present and store.objects[twin].present
+
+
+def test_a_unique_look_alike_elsewhere_is_moved_at_once(world) -> None:
+    store, detector = world
+    ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
+    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)
+    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 20.0, 21.0)
+    detector.confirmed(other)
+    # the old place is not in view: the only ball of that look moved (no APPEARED first)
+    events = detector.update(FrameEvidence(stamp=21.0, observed={other}, changed={other}))
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, ball)]
+    np.testing.assert_allclose(events[0].old_position, [0.1, 0.1, 0.1], atol=1e-6)
+    assert other not in store and store.objects[ball].present
+
+
+def test_a_unique_look_alike_of_another_size_is_no_move(world) -> None:
+    store, detector = world
+    ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.1, 0.1, 0.1), 0.0, 10.0)
+    looked_at(store, (6.0, 0.0, 0.0), (7.0, 1.0, 1.0), 1.0)
+    big = thing(store, "ball", (6.0, 0.0, 0.0), (7.0, 1.0, 1.0), 20.0, 21.0)
+    detector.confirmed(big)
+    events = detector.update(FrameEvidence(stamp=21.0, observed={big}, changed={big}))
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.APPEARED, big)]
+    assert ball in store and store.objects[ball].present
+
+
+def test_look_alikes_seen_in_their_places_make_the_new_one_appeared(world) -> None:
+    store, detector = world
+    ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
+    twin = thing(store, "ball", (0.0, 3.0, 0.0), (0.2, 3.2, 0.2), 0.0, 10.0)  # identical
+    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)
+    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 20.0, 21.0)
+    detector.confirmed(other)
+    events = detector.update(FrameEvidence(stamp=21.0, observed={other}, changed={other}))
+    assert events == []  # either ball may have moved there
+    store.objects[ball].last_seen = 22.0  # detected in its place (as fusion records it)
+    events += detector.update(FrameEvidence(stamp=22.0, observed={ball}))
+    events += detector.update(FrameEvidence(stamp=22.1, changed={other}))
+    assert events == []  # the twin still may have
+    store.objects[twin].last_seen = 23.0
+    events += detector.update(FrameEvidence(stamp=23.0, observed={twin}))
+    events += detector.update(FrameEvidence(stamp=23.1, changed={other}))
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.APPEARED, other)]
+
+
+def test_an_object_held_as_two_fragments_moves_as_one(world) -> None:
+    store, detector = world
+    # one chair seen from two far-apart viewpoints, held as two touching pieces
+    left = thing(store, "chair", (0.0, 0.0, 0.0), (0.25, 0.5, 0.9), 0.0, 10.0)
+    right = thing(store, "chair", (0.25, 0.0, 0.0), (0.5, 0.5, 0.9), 0.5, 10.0)
+    looked_at(store, (4.0, 0.0, 0.0), (4.5, 0.5, 0.9), 1.0)
+    moved = thing(store, "chair", (4.0, 0.0, 0.0), (4.5, 0.5, 0.9), 20.0, 21.0)
+    # two frames seeing through the old place are enough for a move (an explanation is at hand)
+    events = frames(detector, 30.0, 2, {left: SEEN_THROUGH, right: SEEN_THROUGH})
+    assert [e.kind for e in events] == [ChangeKind.MOVED]
+    assert events[0].object_id in (left, right)
+    assert {left, right, moved} & set(store.objects) == {events[0].object_id}
+    assert frames(detector, 40.0, 10, {events[0].object_id: HIDDEN}) == []
+
+
+def test_an_object_held_as_two_fragments_disappears_once(world) -> None:
+    store, detector = world
+    left = thing(store, "chair", (0.0, 0.0, 0.0), (0.25, 0.5, 0.9), 0.0, 10.0)
+    right = thing(store, "chair", (0.25, 0.0, 0.0), (0.5, 0.5, 0.9), 0.5, 10.0)
+    events = frames(detector, 30.0, 10, {left: SEEN_THROUGH, right: SEEN_THROUGH})
+    assert [e.kind for e in events] == [ChangeKind.DISAPPEARED]
+
+
+def test_a_neighbour_of_its_kind_seen_in_place_stays(world) -> None:
+    store, detector = world
+    gone = thing(store, "chair", (0.0, 0.0, 0.0), (0.5, 0.5, 0.9), 0.0, 10.0)
+    stays = thing(store, "chair", (0.52, 0.0, 0.0), (1.0, 0.5, 0.9), 0.0, 10.0)
+    events = frames(detector, 30.0, 3, {gone: SEEN_THROUGH, stays: IN_PLACE})
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.DISAPPEARED, gone)]
+    assert store.objects[stays].present
+
+
+def test_old_parameter_names_are_accepted_with_a_warning() -> None:
+    from memory_node.core.config import unflatten
+    from memory_node.core.scene_memory import SceneMemoryConfig
+
+    with pytest.warns(DeprecationWarning, match="change.ambiguous_wait_s"):
+        cfg = unflatten(SceneMemoryConfig, {"association.ambiguous_wait_s": 7.0})
+    assert cfg.change.ambiguous_wait_s == 7.0
+    with pytest.warns(DeprecationWarning, match="no longer used|change"):
+        cfg = unflatten(
+            SceneMemoryConfig,
+            {"visibility.misses_to_absent": 4.0, "association.moved_unique_margin": 0.2},
+        )
+    c = cfg.change
+    # four frames seeing through a just-seen object cross the threshold, three do not
+    assert c.seen_log_odds + 4 * c.through_log_odds < c.absent_below_log_odds
+    assert c.seen_log_odds + 3 * c.through_log_odds > c.absent_below_log_odds
+    with pytest.raises(ValueError, match="unknown parameter"):
+        unflatten(SceneMemoryConfig, {"association.no_such_thing": 1.0})
