@@ -113,7 +113,9 @@ def load_params(files: Sequence[str], overrides: Sequence[str]) -> tuple[Any, Sc
         spec = node_specs.get(name) or core_specs.get(name)
         # a string parameter takes the text as it is ('off' stays 'off', as in ROS)
         values[name] = text if spec and isinstance(spec.default, str) else yaml.safe_load(text)
-    node_names, core_names = set(node_specs), set(core_specs)
+    node_names = set(node_specs)
+    # old names of the change.* parameters are accepted (with a warning) for one release
+    core_names = set(core_specs) | set(SceneMemoryConfig.renamed_params())
     unknown = set(values) - node_names - core_names - {"autostart", "use_sim_time"}
     if unknown:
         raise InvalidInput(f"unknown scene_memory parameters: {', '.join(sorted(unknown))}")
