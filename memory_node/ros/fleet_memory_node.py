@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from memory_node.core.fleet_memory import FleetMemory, FleetMemoryConfig
 from memory_node.core.storage import StorageError, open_store, redact
 from memory_node.core.types import InvalidInput, QueryRequest
 from memory_node.ros import conversions as conv
+from memory_node.ros.guarded import guarded_call
 from memory_node.ros.params import declare_config, reject_runtime_changes
 
 
@@ -148,22 +148,15 @@ class FleetMemoryNode(Node):
     # --- services -------------------------------------------------------------------------
     def _call_core(self, res: Any, fn: Callable[[FleetMemory], Any]) -> Any:
         """Run ``fn`` on the fleet memory under the lock; errors become success=false."""
-        res.success = False
         with self._lock:
-            if self.memory is None:
+            memory = self.memory
+            if memory is None:
+                res.success = False
                 res.message = f"fleet store not reachable: {self._last_error or 'not opened'}"
                 return None
-            try:
-                out = fn(self.memory)
-            except (InvalidInput, OSError) as err:
-                res.message = str(err)
-                return None
-            except Exception as err:  # a bad request must never kill the node
-                self.get_logger().error(traceback.format_exc())
-                res.message = f"internal error: {err}"
-                return None
-        res.success = True
-        return out
+            return guarded_call(
+                res, lambda: fn(memory), self.get_logger(), (InvalidInput, OSError)
+            )
 
     def _on_query(self, req: QueryObjects.Request, res: QueryObjects.Response) -> Any:
         near = np.array([req.near.x, req.near.y, req.near.z]) if req.use_near else None

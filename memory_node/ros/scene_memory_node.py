@@ -63,6 +63,7 @@ from memory_node.core.sync import Bundle, StampSynchronizer, SyncConfig, diagnos
 from memory_node.core.types import Frame, InvalidInput, QueryRequest
 from memory_node.ros import conversions as conv
 from memory_node.ros.environment import use_large_data_profile
+from memory_node.ros.guarded import guarded_call
 from memory_node.ros.lifecycle_guard import refuse_invalid_transitions
 from memory_node.ros.params import declare_config, reject_runtime_changes
 from memory_node.ros.pose_source import POSE_SOURCES, PoseSource, make_pose_source
@@ -773,42 +774,24 @@ class SceneMemoryNode(LifecycleNode):
     # --- services -------------------------------------------------------------------------
     def _call_core(self, res: Any, fn: Callable[[SceneMemory], Any]) -> Any:
         """Run ``fn`` on the memory under the lock; errors become success=false + message."""
-        res.success = False
         with self._lock:
             memory = self.memory
             if memory is None:
-                res.message = "scene_memory is not configured"
+                res.success, res.message = False, "scene_memory is not configured"
                 return None
-            try:
-                out = fn(memory)
-            except (InvalidInput, OSError) as err:
-                res.message = str(err)
-                return None
-            except Exception as err:  # a bad request must never kill the node
-                self.get_logger().error(traceback.format_exc())
-                res.message = f"internal error: {err}"
-                return None
-        res.success = True
-        return out
+            return guarded_call(
+                res, lambda: fn(memory), self.get_logger(), (InvalidInput, OSError)
+            )
 
     def _call_view(self, res: Any, fn: Callable[[MemoryView, Retriever], Any]) -> Any:
         """Run ``fn`` on the current read view, without waiting for an ingest in progress."""
-        res.success = False
         view, retriever = self._view, self._retriever
         if view is None or retriever is None:
-            res.message = "scene_memory is not configured"
+            res.success, res.message = False, "scene_memory is not configured"
             return None
-        try:
-            out = fn(view, retriever.for_view(view))
-        except InvalidInput as err:
-            res.message = str(err)
-            return None
-        except Exception as err:  # a bad request must never kill the node
-            self.get_logger().error(traceback.format_exc())
-            res.message = f"internal error: {err}"
-            return None
-        res.success = True
-        return out
+        return guarded_call(
+            res, lambda: fn(view, retriever.for_view(view)), self.get_logger(), (InvalidInput,)
+        )
 
     def _reply(self, res: Any, build: Callable[[], None]) -> Any:
         """Fill ``res`` with ``build``; a conversion error answers success=false, never raises."""
