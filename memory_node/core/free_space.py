@@ -237,11 +237,19 @@ class FreeSpaceMap:
         self._axes = np.concatenate([self._axes, np.zeros((grow, 3))])
         self._half_angle = np.concatenate([self._half_angle, np.zeros(grow)])
 
-    def seen_free(self, points: np.ndarray, before: float) -> np.ndarray:
-        """Return (N,) bool: each point was seen through in a keyframe older than ``before``."""
+    def _readings(
+        self, points: np.ndarray, before: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Depth of ``points`` and the reading at their pixel in each keyframe that may see them.
+
+        Only keyframes older than ``before`` whose view cone within range can hold a point are
+        consulted. Returns (z, reading, inside), each (k, N): the point's depth in keyframe k,
+        the pooled reading at its pixel (0 = none), and whether it is in view and in range;
+        None when no keyframe qualifies.
+        """
         n = points.shape[0]
         if n == 0 or self._count == 0:
-            return np.zeros(n, bool)
+            return None
         p = np.asarray(points, np.float64)
         centre = p.mean(axis=0)
         radius = float(np.sqrt(((p - centre) ** 2).sum(axis=1).max()))
@@ -256,7 +264,7 @@ class FreeSpaceMap:
         in_cone = (dist <= radius) | (to_axis - ball <= self._half_angle)
         old = np.flatnonzero((self._stamps < before) & (dist <= self._reach + radius) & in_cone)
         if old.size == 0:
-            return np.zeros(n, bool)
+            return None
         K, T, sizes = self._K[old], self._T[old], self._sizes[old]
         pc = np.einsum("kij,nj->kni", T[:, :3, :3], p) + T[:, None, :3, 3]  # (k, n, 3)
         z = pc[..., 2]
@@ -274,9 +282,37 @@ class FreeSpaceMap:
         k_idx = np.broadcast_to(old[:, None], z.shape)
         reading = np.zeros(z.shape, np.float32)
         reading[inside] = self._depth[k_idx[inside], v[inside], u[inside]]
+        return z, reading, inside
+
+    def seen_free(self, points: np.ndarray, before: float) -> np.ndarray:
+        """Return (N,) bool: each point was seen through in a keyframe older than ``before``."""
+        got = self._readings(points, before)
+        if got is None:
+            return np.zeros(points.shape[0], bool)
+        z, reading, inside = got
         through = inside & (reading > 0) & (reading > z + self.config.margin_m)
-        result: np.ndarray = through.any(axis=0)
-        return result
+        return np.asarray(np.any(through, axis=0))
+
+    def surface_evidence(
+        self, points: np.ndarray, tolerance_m: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Count, per point, the keyframes that saw a surface at it and those that saw through it.
+
+        A keyframe saw a surface at a point when its reading there is within ``tolerance_m`` of
+        the point's depth, and through it when the reading is beyond by more than ``margin_m``.
+
+        Returns:
+            (hits, through): (N,) int64 each.
+        """
+        n = points.shape[0]
+        got = self._readings(points, np.inf)
+        if got is None:
+            return np.zeros(n, np.int64), np.zeros(n, np.int64)
+        z, reading, inside = got
+        seen = inside & (reading > 0)
+        hits = seen & (np.abs(reading - z) <= tolerance_m)
+        through = seen & (reading > z + max(self.config.margin_m, tolerance_m))
+        return hits.sum(axis=0).astype(np.int64), through.sum(axis=0).astype(np.int64)
 
     def free_before(self, points: np.ndarray, before: float) -> float:
         """Share of ``points`` (N, 3) seen through in a keyframe older than ``before``."""

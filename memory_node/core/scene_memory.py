@@ -888,7 +888,10 @@ class SceneMemory:
         if force and self._zones_dirty:
             objs = list(self._objects.values())
             before = {o.id: o.zone_id for o in objs}
-            self._zones = compute_zones(objs, self.config.zones, self.encode_text, self._zones)
+            surface = self._free.surface_evidence if len(self._free) else None
+            self._zones = compute_zones(
+                objs, self.config.zones, self.encode_text, self._zones, surface
+            )
             zone_changed = [o.id for o in objs if o.zone_id != before[o.id]]
             if zone_changed and self._retriever is not None:
                 self._retriever.invalidate(zone_changed)

@@ -6,8 +6,11 @@ boxes is at most ``link_distance_m`` and the merged group stays within ``max_zon
 least ``min_objects`` objects is a zone whose box spans its members' boxes. Doors, windows and
 the like (``bridge_labels``), which would chain neighbouring rooms together, and absent objects
 (kept as "last seen") join the zone whose grown footprint holds their centre, without moving
-it. Zones come from objects only for now; free-space segmentation would separate rooms by
-their walls.
+it. Walls keep rooms apart: given the memory's depth keyframes (``surface``), a link is refused
+when the straight xy segment between the two boxes, probed at ``wall_probe_heights_m`` (above
+tables, below door heads), passes a point where keyframes saw a surface more often than they
+saw through it, outside every object's box (a wall, which the segmenter leaves out of the
+objects). Without keyframes (or with no probe height) objects link across walls.
 
 Labelling: each zone's contents become a sentence, "a room with a refrigerator, a cabinet and
 a sink" (the most frequent labels first), embedded with ``encode_text`` and compared by cosine
@@ -43,6 +46,9 @@ from memory_node.core.types import SceneObject, Zone
 _LOG = logging.getLogger(__name__)
 
 EncodeText = Callable[[list[str]], np.ndarray]
+SurfaceEvidence = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+"""(N, 3) points, tolerance -> per point, keyframes that saw a surface there / saw through it
+(:meth:`memory_node.core.free_space.FreeSpaceMap.surface_evidence`)."""
 
 DEFAULT_ROOMS = (
     "kitchen: a stove, a refrigerator, a sink and a microwave; "
@@ -76,6 +82,19 @@ class ZoneConfig:
     bridge_labels: str = param(
         "door, doorway, window, wall, floor, ceiling, stairs",
         "comma-separated label words of objects that join a zone but never link two groups",
+    )
+    wall_probe_heights_m: str = param(
+        "1.0, 1.3, 1.6",
+        "comma-separated heights above the map's z = 0 (the floor) at which links are probed "
+        "for walls: above tables and counters, below door heads, within a camera's view; "
+        "'' = no probing",
+    )
+    wall_tolerance_m: float = param(
+        0.12,
+        "a probe point is on a surface when a keyframe's reading is within this of its depth; "
+        "probes are spaced by 2/3 of it",
+        min_value=0.01,
+        max_value=1.0,
     )
     min_objects: int = param(
         1, "least present objects in a zone; smaller groups get no zone", min_value=1
@@ -299,14 +318,77 @@ def _nearest_zones(
     return np.where(inside.any(axis=1), best, -1)
 
 
+def _probe_heights(config: ZoneConfig) -> list[float]:
+    """Parse ``wall_probe_heights_m``; a bad entry raises ValueError naming it."""
+    out = []
+    for item in config.wall_probe_heights_m.split(","):
+        if item.strip():
+            try:
+                out.append(float(item))
+            except ValueError:
+                raise ValueError(
+                    f"zones.wall_probe_heights_m: {item.strip()!r} is not a number"
+                ) from None
+    return out
+
+
+def _facing_points(
+    a_lo: np.ndarray, a_hi: np.ndarray, b_lo: np.ndarray, b_hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the closest xy points of two boxes (mid-overlap on an axis where they overlap)."""
+    pa, pb = np.empty(2), np.empty(2)
+    for k in range(2):
+        lo, hi = max(a_lo[k], b_lo[k]), min(a_hi[k], b_hi[k])
+        if lo <= hi:
+            pa[k] = pb[k] = 0.5 * (lo + hi)
+        elif a_hi[k] < b_lo[k]:
+            pa[k], pb[k] = a_hi[k], b_lo[k]
+        else:
+            pa[k], pb[k] = a_lo[k], b_hi[k]
+    return pa, pb
+
+
+def _wall_between(
+    a: int,
+    b: int,
+    mins: np.ndarray,
+    maxs: np.ndarray,
+    surface: SurfaceEvidence,
+    heights: list[float],
+    config: ZoneConfig,
+) -> bool:
+    """Whether a wall stands between boxes ``a`` and ``b`` (see the module docstring)."""
+    tol = config.wall_tolerance_m
+    pa, pb = _facing_points(mins[a, :2], maxs[a, :2], mins[b, :2], maxs[b, :2])
+    length = float(np.linalg.norm(pb - pa))
+    step = 2.0 * tol / 3.0
+    if length < step:
+        return False
+    t = np.linspace(0.0, 1.0, int(np.ceil(length / step)) + 1)
+    xy = pa + t[:, None] * (pb - pa)
+    pts = np.concatenate([np.column_stack([xy, np.full(len(t), h)]) for h in heights])
+    within = (pts[:, None] >= mins[None] - tol) & (pts[:, None] <= maxs[None] + tol)
+    in_object = np.any(np.all(within, axis=2), axis=1)
+    pts = pts[~in_object]
+    if not len(pts):
+        return False
+    hits, through = surface(pts, tol)
+    return bool(np.any((hits > 0) & (hits > through)))
+
+
 def _cluster(
-    mins: np.ndarray, maxs: np.ndarray, linkable: np.ndarray, config: ZoneConfig
+    mins: np.ndarray,
+    maxs: np.ndarray,
+    linkable: np.ndarray,
+    config: ZoneConfig,
+    walled: Callable[[int, int], bool] | None = None,
 ) -> list[list[int]]:
     """Constrained single linkage of the linkable boxes, closest pairs first.
 
-    Two groups merge when a pair of their boxes is at most ``link_distance_m`` apart in xy and
+    Two groups merge when a pair of their boxes is at most ``link_distance_m`` apart in xy,
     the merged group's xy extent stays within ``max_zone_extent_m`` (0 = unlimited), so a chain
-    of objects cannot grow one zone across a whole house.
+    of objects cannot grow one zone across a whole house, and ``walled(a, b)`` (when given)
+    finds no wall between the pair.
 
     Returns:
         Groups of row indices (linkable boxes only), in order of their first member.
@@ -346,6 +428,8 @@ def _cluster(
         nx0, ny0, nx1, ny1 = min(x0, u0), min(y0, v0), max(x1, u1), max(y1, v1)
         if nx1 - nx0 > limit or ny1 - ny0 > limit:
             continue
+        if walled is not None and walled(a, b):
+            continue
         parent[rb] = ra
         rect[ra] = [nx0, ny0, nx1, ny1]
     groups: dict[int, list[int]] = {}
@@ -359,6 +443,7 @@ def compute_zones(
     config: ZoneConfig,
     encode_text: EncodeText | None,
     previous: Sequence[Zone] | None = None,
+    surface: SurfaceEvidence | None = None,
 ) -> list[Zone]:
     """Cluster objects into labelled zones and set every object's ``zone_id`` ("" for none).
 
@@ -367,6 +452,8 @@ def compute_zones(
         config: clustering, labelling and matching parameters.
         encode_text: list of B strings -> (B, D) embeddings; None = keyword labelling ("off").
         previous: the zones of the last computation, to keep their ids.
+        surface: the memory's depth-keyframe evidence, to keep rooms apart at their walls;
+            None = no wall probing.
 
     Returns:
         Zones sorted by id; centre and size in metres, map frame.
@@ -384,7 +471,15 @@ def compute_zones(
     link = config.link_distance_m
     bridges = _bridge_words(config)
     linkable = np.array([not _is_bridge(o.label, bridges) for o in present], dtype=bool)
-    groups = [g for g in _cluster(mins, maxs, linkable, config) if len(g) >= config.min_objects]
+    walled: Callable[[int, int], bool] | None = None
+    heights = _probe_heights(config)
+    if surface is not None and heights:
+        probe = surface
+        walled = lambda a, b: _wall_between(a, b, mins, maxs, probe, heights, config)  # noqa: E731
+
+    groups = [
+        g for g in _cluster(mins, maxs, linkable, config, walled) if len(g) >= config.min_objects
+    ]
     boxes = [(mins[g].min(axis=0), maxs[g].max(axis=0)) for g in groups]
     member_ids = [[present[k].id for k in g] for g in groups]
 

@@ -7,6 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
+from memory_node.core.synthetic import Box, BoxWorld, intrinsics, look_at, render
 from memory_node.core.types import SceneObject
 from memory_node.core.zones import ZoneConfig, compute_zones, describe, parse_rooms
 
@@ -144,3 +146,64 @@ def test_chains_are_cut_at_the_zone_extent_and_doors_do_not_link() -> None:
     with_door = compute_zones([*rooms, door], config, None)
     assert len(with_door) == 2
     assert "d1" in by_member(with_door, "a1").object_ids + by_member(with_door, "b1").object_ids
+
+
+def test_a_wall_seen_in_the_depth_keyframes_keeps_two_rooms_apart() -> None:
+    """A wall seen by the depth keyframes splits two rooms that objects alone would join.
+
+    Kitchen and dining room share a wall at x = 0 (a doorway at y in [2, 3]); the objects either
+    side of it are 0.4 m apart, so without wall evidence they link into one zone.
+    """
+    shell = [  # floor and the far walls of both rooms
+        Box(np.array([0.0, 0.0, -0.05]), np.array([12.0, 12.0, 0.1]), "floor", 3),
+        Box(np.array([-5.0, 0.0, 1.2]), np.array([0.1, 12.0, 2.4]), "wall", 4),
+        Box(np.array([5.0, 0.0, 1.2]), np.array([0.1, 12.0, 2.4]), "wall", 5),
+    ]
+    wall = [
+        Box(np.array([0.0, -0.5, 1.2]), np.array([0.1, 5.0, 2.4]), "wall", 1),
+        Box(np.array([0.0, 4.0, 1.2]), np.array([0.1, 2.0, 2.4]), "wall", 2),
+    ]
+    world = BoxWorld(shell + wall)
+    fs = FreeSpaceMap(FreeSpaceConfig())
+    K = intrinsics(160, 120, fov_deg=90.0)
+    stamp = 0.0
+    for eye, target in [
+        ((-2.5, -0.5), (0.0, 0.0)), ((-2.5, 1.5), (0.0, 0.5)), ((-3.0, 0.0), (0.0, -1.0)),
+        ((2.5, -0.5), (0.0, 0.0)), ((2.5, 1.5), (0.0, 0.5)), ((3.0, 0.0), (0.0, -1.0)),
+    ]:  # fmt: skip
+        stamp += 1.0
+        f = render(
+            world, K, look_at(np.array([*eye, 1.3]), np.array([*target, 1.0])), 160, 120, stamp
+        )
+        assert fs.observe(f.depth, f.K, f.map_T_camera, stamp)
+
+    def objects() -> list[SceneObject]:
+        return [
+            o("k1", "stove", -1.0, -1.0),
+            o("k2", "sink", -1.0, 0.0),
+            o("k3", "refrigerator", -1.0, 1.0),
+            o("d1", "table", 1.0, -0.5),
+            o("d2", "chair", 1.0, 0.5),
+        ]
+
+    # without the keyframes: one zone across the wall (0.2 + 0.1 wall + 0.2 gap < 1.5 m)
+    merged = compute_zones(objects(), ZoneConfig(), None)
+    assert len(merged) == 1
+    split = compute_zones(objects(), ZoneConfig(), None, surface=fs.surface_evidence)
+    assert len(split) == 2
+    assert sorted(by_member(split, "k1").object_ids) == ["k1", "k2", "k3"]
+    assert sorted(by_member(split, "d1").object_ids) == ["d1", "d2"]
+    assert by_member(split, "k1").label == "kitchen"
+    assert by_member(split, "d1").label == "dining room"
+    # the same evidence without a wall (the space seen through) keeps one zone
+    open_plan = FreeSpaceMap(FreeSpaceConfig())
+    for i, eye in enumerate([(-2.5, -0.5), (2.5, -0.5), (-2.5, 1.5), (2.5, 1.5)]):
+        pose = look_at(np.array([*eye, 1.3]), np.array([0.0, 0.0, 1.0]))
+        f = render(BoxWorld(shell), K, pose, 160, 120, float(i))
+        open_plan.observe(f.depth, f.K, f.map_T_camera, float(i))
+    assert (
+        len(compute_zones(objects(), ZoneConfig(), None, surface=open_plan.surface_evidence)) == 1
+    )
+    # probing off: the old behaviour
+    off = ZoneConfig(wall_probe_heights_m="")
+    assert len(compute_zones(objects(), off, None, surface=fs.surface_evidence)) == 1
