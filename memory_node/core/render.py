@@ -14,17 +14,22 @@ Layout (one line per object, grouped by zone)::
     - obj_000007 unknown object at (4.00, 1.00, 0.20), absent, last seen 60.0 s ago
 
 Selection: with a ``focus`` text, objects are ranked by the retrieval score of the focus (text
-embedding + label match, plus a bonus for objects in a zone named in the focus), each followed
-by its relation neighbours; without one, present objects first, most recently seen first. Lines
-are added in that order while the budget allows (token counts are additive over lines, and the
-final text is re-counted), so the most relevant objects are kept and the budget is never
-exceeded.
+embedding + label match), plus a bonus for objects in a zone named in the focus and for objects
+with a change event (more when the change's old or new place lies in a named zone). The
+*primary* objects come first: those whose label the focus names as whole words, and, when the
+focus asks about changes ("what changed ..."), the changed objects (in or from a named zone
+first); then the relation neighbours of the primary objects; then every other object by score,
+each followed by its neighbours. Without a focus: present objects first, most recently seen
+first. Lines are added in that order while the budget allows (token counts are additive over
+lines, and the final text is re-counted), so the most relevant objects are kept and the budget
+is never exceeded.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from memory_node.core.retrieval import RetrievalConfig, Retriever, lexical_match
-from memory_node.core.types import Relation, SceneObject, Zone
+from memory_node.core.types import ChangeEvent, ChangeKind, Relation, SceneObject, Zone
 
 _LOG = logging.getLogger(__name__)
 
@@ -40,6 +45,14 @@ EncodeText = Callable[[list[str]], np.ndarray]
 
 ZONE_BONUS = 0.3
 """Score added to objects in a zone whose label the focus names ("... in the kitchen")."""
+
+CHANGE_BONUS = 0.1
+"""Score added to objects with a change event (recent changes matter to a planner)."""
+
+_CHANGE_WORDS = re.compile(
+    r"\b(chang\w*|moved|missing|gone|new|added|removed|differen\w*)\b", re.I
+)
+"""Words of a focus that asks about changes."""
 
 MAX_NEAR_LISTED = 3
 """``near`` neighbours written per object line (most confident first)."""
@@ -122,29 +135,64 @@ def _zone_line(zone: Zone | None) -> str:
     return f"{zone.id} {zone.label or 'unlabelled zone'}:"
 
 
+def _in_zone(zone: Zone, point: np.ndarray) -> bool:
+    half = 0.5 * np.asarray(zone.size, np.float64)[:2]
+    d = np.abs(np.asarray(point, np.float64)[:2] - np.asarray(zone.center, np.float64)[:2])
+    return bool(np.all(d <= half))
+
+
 def _ranking(
     objects: list[SceneObject],
     zones: Sequence[Zone],
     focus: str,
     encode_text: EncodeText | None,
     retriever: Retriever | None,
-) -> list[SceneObject]:
+    changes: Sequence[ChangeEvent] = (),
+) -> tuple[list[SceneObject], set[str]]:
+    """Return the objects best first and the ids of the primary ones (module docstring)."""
     if not focus.strip():
-        return sorted(objects, key=lambda o: (not o.present, -o.last_seen, -o.observations, o.id))
+        ranked = sorted(
+            objects, key=lambda o: (not o.present, -o.last_seen, -o.observations, o.id)
+        )
+        return ranked, set()
     if retriever is None:
         retriever = Retriever(RetrievalConfig(), encode_text)
     scored = retriever.rank({o.id: o for o in objects}, focus)
-    named_zones = {z.id for z in zones if z.label and lexical_match(focus, z.label) >= 0.8}
     # lexical_match is 0.8 when the zone label appears as whole words in the focus
-    ranked = sorted(
-        scored,
-        key=lambda s: (
-            -(s.score + (ZONE_BONUS if s.obj.zone_id in named_zones else 0.0)),
-            -s.obj.last_seen,
-            s.obj.id,
-        ),
-    )
-    return [s.obj for s in ranked]
+    named = [z for z in zones if z.label and lexical_match(focus, z.label) >= 0.8]
+    named_ids = {z.id for z in named}
+    changed: set[str] = set()
+    changed_in_named: set[str] = set()
+    for c in changes:
+        changed.add(c.object_id)
+        places = [
+            p
+            for p, unset in (
+                (c.old_position, c.kind == ChangeKind.APPEARED),
+                (c.new_position, c.kind == ChangeKind.DISAPPEARED),
+            )
+            if not unset
+        ]
+        if any(_in_zone(z, p) for z in named for p in places):
+            changed_in_named.add(c.object_id)
+    asks_changes = bool(_CHANGE_WORDS.search(focus))
+
+    def bonus(o: SceneObject) -> float:
+        b = ZONE_BONUS if (o.zone_id in named_ids or o.id in changed_in_named) else 0.0
+        return b + (CHANGE_BONUS if o.id in changed else 0.0)
+
+    best = sorted(scored, key=lambda s: (-(s.score + bonus(s.obj)), -s.obj.last_seen, s.obj.id))
+    primary = {
+        s.obj.id
+        for s in best
+        if (s.obj.label and lexical_match(focus, s.obj.label) >= 0.8)
+        or (
+            asks_changes
+            and s.obj.id in changed
+            and (not changed_in_named or s.obj.id in changed_in_named)
+        )
+    }
+    return [s.obj for s in best], primary
 
 
 def render_graph(
@@ -157,6 +205,7 @@ def render_graph(
     encode_text: EncodeText | None,
     now: float | None = None,
     retriever: Retriever | None = None,
+    changes: Sequence[ChangeEvent] = (),
 ) -> tuple[list[SceneObject], list[Relation], list[Zone], str, int]:
     """Select the subgraph relevant to ``focus`` and render it within ``max_tokens``.
 
@@ -171,6 +220,8 @@ def render_graph(
         now: seconds; ages are written relative to it (default: the latest ``last_seen``).
         retriever: the memory's retriever, to reuse its index and embedding caches for the
             focus ranking (default: a temporary one built on ``encode_text``).
+        changes: change events (e.g. the memory's log) that raise their objects in a focused
+            ranking.
 
     Returns:
         (objects, relations, zones, text, token_count): the objects written in the text, most
@@ -193,11 +244,16 @@ def render_graph(
             neighbours.setdefault(r.subject_id, []).append(r.object_id)
             neighbours.setdefault(r.object_id, []).append(r.subject_id)
 
-    # order: each ranked object followed by its relation neighbours
+    # order: the primary objects, their relation neighbours, then each other ranked object
+    # followed by its neighbours
     order: list[SceneObject] = []
     seen: set[str] = set()
-    for obj in _ranking(objs, zones, focus, encode_text, retriever):
-        for oid in [obj.id, *neighbours.get(obj.id, [])]:
+    ranked, primary = _ranking(objs, zones, focus, encode_text, retriever, changes)
+    first = [o for o in ranked if o.id in primary]
+    groups = [[o.id for o in first], [n for o in first for n in neighbours.get(o.id, [])]]
+    groups += [[o.id, *neighbours.get(o.id, [])] for o in ranked]
+    for group in groups:
+        for oid in group:
             if oid not in seen:
                 seen.add(oid)
                 order.append(by_id[oid])

@@ -956,6 +956,7 @@ class SceneMemory:
             max_tokens,
             self.encode_text,
             retriever=self.retriever,
+            changes=self.changes() if focus.strip() else (),
         )
         return RenderedGraph(objs, rels, zones, text, tokens)
 

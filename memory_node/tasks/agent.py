@@ -13,8 +13,11 @@ Execution: ``goto`` drives by A* to a remembered object, turns the camera to it 
 it from the frame (the segmenter's label within ``confirm_radius_m`` of the remembered place, or
 anywhere in view, then approached). When a ``goto`` fails, the next step runs (the next
 candidate, then ``search``). ``search`` first approaches sightings of the label made on the way,
-then visits the rooms not searched yet (nearest first) and spins in each: a bounded search
-that ends with "not found".
+then visits the rooms not searched yet and spins in each: a bounded search that ends with "not
+found". Without memory every room is visited, nearest first. With memory the rooms are ranked by
+what the memory observed (:meth:`Agent._search_ranks`): first the rooms it has not observed
+since the object was last confirmed at a place, then those observed since but before it was
+known gone, nearest first within a rank; rooms observed after it was known gone are skipped.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from memory_sim.simulator import SimStep
 _LOG = logging.getLogger(__name__)
 
 VARIANTS = ("no_memory", "long_term_only", "full_memory", "oracle")
+
+SKIP_RANK = 2
+"""Search rank of rooms the memory observed after the object was known gone (skipped)."""
 
 
 @dataclass
@@ -85,6 +91,9 @@ class AgentConfig:
     prompt_budget_tokens: int = 400
     confirm_radius_m: float = 1.0
     query_k: int = 10
+    max_objects: int = 10000
+    observed_quantile: float = 0.25
+    small_object_m: float = 0.5
 
 
 class Agent:
@@ -114,6 +123,8 @@ class Agent:
         self.planner = planner or RuleBasedPlanner()
         self.config = config or AgentConfig()
         self._given_services = services
+        self.services: MemoryServices | None = None
+        self._observed: dict[str, float] | None = None
 
     # ------------------------------------------------------------------ set-up per task
     def _services(self) -> MemoryServices | None:
@@ -142,6 +153,7 @@ class Agent:
         self.answer_position: np.ndarray | None = None
         self.answer_labels: list[str] | None = None
         self.notes: list[str] = []
+        self._observed = None
         services = self.services
 
         def perceive(step: SimStep) -> None:
@@ -206,6 +218,8 @@ class Agent:
         if self.variant == "full_memory":
             changes = svc.get_changes(since=sc.tour_end_s)
         ctx.changes = changes
+        if task.kind in ("go_to", "bring", "is_open"):  # may search: where has it looked?
+            self._observed = self._room_observed(svc)
         if task.kind == "what_changed":
             room = self.world.scene.room(task.room)
             centre = np.array([*room.center_xy, 0.5])
@@ -331,12 +345,22 @@ class Agent:
             return
         from memory_node.tasks.suite import nearest_first
 
+        ranks = self._search_ranks(label)
         while True:
-            todo = [r.name for r in self.world.scene.rooms if r.name not in self.searched]
+            todo = [
+                r.name
+                for r in self.world.scene.rooms
+                if r.name not in self.searched and ranks.get(r.name, 0) < SKIP_RANK
+            ]
             if not todo:
-                self.notes.append(f"{label}: not found after searching every room")
+                skipped = sum(1 for r in ranks.values() if r >= SKIP_RANK)
+                self.notes.append(
+                    f"{label}: not found after searching every room"
+                    + (f" not observed since ({skipped} skipped)" if skipped else "")
+                )
                 return
-            room = nearest_first(self.world, todo)[0]
+            best = min(ranks.get(r, 0) for r in todo)
+            room = nearest_first(self.world, [r for r in todo if ranks.get(r, 0) == best])[0]
             self.searched.add(room)
             path = self.world.plan_to(self.world.room_goal(room))
             if path is None:
@@ -345,6 +369,61 @@ class Agent:
             self.world.spin()
             if try_sightings():
                 return
+
+    def _room_observed(self, svc: MemoryServices) -> dict[str, float]:
+        """Room -> when the memory last observed its small objects (a low ``last_seen`` quantile).
+
+        One ``query_objects`` call (every object, no text), asked when the task is planned,
+        before the agent's own frames refresh the memory. Only small objects (xy extent below
+        ``small_object_m``) count: they are what moves, and furniture is seen from afar when
+        the robot merely crosses a room. A room counts as observed at t when most of them
+        (``1 - observed_quantile``) were seen at or after t; a room without small objects is
+        never observed.
+        """
+        seen: dict[str, list[float]] = {}
+        for o in svc.query_objects(k=self.config.max_objects):
+            small = float(np.max(np.asarray(o.size, float)[:2])) < self.config.small_object_m
+            room = self.world.room_of(o.center[:2]) if o.present and small else ""
+            if room:
+                seen.setdefault(room, []).append(o.last_seen)
+        q = self.config.observed_quantile
+        return {room: float(np.quantile(ts, q)) for room, ts in seen.items()}
+
+    def _search_ranks(self, label: str) -> dict[str, int]:
+        """Room -> search rank for ``label``: lower first, :data:`SKIP_RANK` = skipped.
+
+        Without memory every room has rank 0 (room by room, nearest first). With memory two
+        times bound when the object left the place where it was remembered: the latest time
+        it was confirmed there (``last_seen`` of the label's remembered instances) and the
+        time it was known gone (the newest DISAPPEARED or MOVED event of those instances; for
+        a present instance just found missing, now). A label the memory never saw was absent
+        from every observation: both times are the task's ``since_s`` (when the robot was last
+        away).
+
+        * 0: rooms not observed since it was last confirmed (it may have gone there unseen);
+        * 1: rooms observed after that but before it was known gone (it may have arrived after
+          the observation);
+        * :data:`SKIP_RANK`: rooms observed after it was known gone: they did not show it (a
+          present instance there would be a remembered candidate, tried before the search).
+        """
+        if self.services is None or self._observed is None:
+            return {}
+        instances = [o for o in self.ctx.objects.values() if o.label == label]
+        if instances:
+            reference = max(o.last_seen for o in instances)
+            ids = {o.id for o in instances}
+            kinds = (ChangeKind.DISAPPEARED, ChangeKind.MOVED)
+            gone = max(
+                (c.stamp for c in self.ctx.changes if c.object_id in ids and c.kind in kinds),
+                default=math.inf,
+            )
+        else:
+            reference = gone = self.ctx.since_s
+        ranks = {}
+        for room in self.world.scene.rooms:
+            t = self._observed.get(room.name, -math.inf)
+            ranks[room.name] = SKIP_RANK if t > gone else (1 if t > reference else 0)
+        return ranks
 
     def _do_inspect(self, step: Step, task: Task) -> None:
         label = self._label_of(step.target)

@@ -134,3 +134,41 @@ def test_budget_across_count_chunks(budget: int) -> None:
         nxt = unlimited[0][len(sel)]
         extra = next(line for line in unlimited[3].splitlines() if nxt.id in line)
         assert tokens + count_tokens(extra) > budget
+
+
+def test_focus_lists_every_named_object_before_neighbours() -> None:
+    """'bring the mug to the bed': mug and bed come before the mug's table and the bed's lamp."""
+    objects, relations, zones = graph()
+    selected, *_ = render_graph(
+        objects, relations, zones, "bring the mug to the bed", 0, 0, None
+    )
+    ids = [s.id for s in selected]
+    assert set(ids[:2]) == {"obj_000002", "obj_000004"}
+    assert set(ids[2:4]) == {"obj_000001", "obj_000005"}  # their neighbours next
+
+
+def test_focus_on_changes_puts_the_changed_objects_of_the_named_zone_first() -> None:
+    from memory_node.core.types import ChangeEvent, ChangeKind
+
+    objects, relations, zones = graph()
+    moved_in = ChangeEvent(  # the lamp came from the kitchen
+        ChangeKind.MOVED,
+        "obj_000005",
+        "lamp",
+        5.0,
+        old_position=np.array([0.3, 0.5, 0.4]),
+        new_position=np.array([11.0, 0.5, 0.4]),
+    )
+    elsewhere = ChangeEvent(
+        ChangeKind.APPEARED, "obj_000004", "bed", 6.0, new_position=np.array([10.0, 0.5, 0.4])
+    )
+    changes = [elsewhere, moved_in]
+    selected, *_ = render_graph(
+        objects, relations, zones, "what changed in the kitchen?", 1, 0, None, changes=changes
+    )
+    assert [s.id for s in selected] == ["obj_000005"]
+    # without the change log the same focus starts with the kitchen's own objects
+    selected, *_ = render_graph(
+        objects, relations, zones, "what changed in the kitchen?", 1, 0, None
+    )
+    assert selected[0].zone_id == "zone_001"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memory_node.tasks.agent import Agent
+from memory_node.core.types import ChangeEvent, ChangeKind, SceneObject
+from memory_node.planner.plan import PlanContext
+from memory_node.tasks.agent import SKIP_RANK, Agent
 from memory_node.tasks.retrieval_eval import measure
 from memory_node.tasks.score import score
 from memory_node.tasks.suite import SuiteConfig, Task, build_scenario, fresh_memory
@@ -58,11 +60,36 @@ def test_oracle_goes_to_the_object_where_it_is_now(scenario):
 
 def test_a_never_existing_object_ends_in_a_bounded_search(scenario):
     task = _task(scenario, "go_to", "never_existed")
+    rooms = len(scenario.world.scene.rooms)
+    searched = {}
     for variant in ("no_memory", "full_memory"):
         out = score(task, Agent(scenario, variant).run(task), scenario.world)
         assert out.success and task.label not in out.found
-        assert out.rooms_searched == len(scenario.world.scene.rooms)
         assert any("not found" in n for n in out.notes)
+        searched[variant] = out.rooms_searched
+    # without memory every room; with it, not those it observed since the robot was away
+    assert searched["no_memory"] == rooms
+    assert searched["full_memory"] <= rooms
+
+
+def test_memory_search_skips_rooms_observed_after_the_object_was_gone(scenario):
+    a, b = (r.name for r in scenario.world.scene.rooms[:2])
+    agent = Agent(scenario, "full_memory")
+    agent.services = object()  # type: ignore[assignment]  # any non-None: a memory variant
+    mug = SceneObject(id="obj_1", label="mug", last_seen=2.0, present=False)
+    gone = ChangeEvent(ChangeKind.DISAPPEARED, "obj_1", "mug", stamp=5.0)
+    agent.ctx = PlanContext(task="go to the mug", objects={"obj_1": mug}, changes=[gone])
+    agent._observed = {a: 6.0, b: 3.0}  # a: after it was known gone; b: before
+    ranks = agent._search_ranks("mug")
+    assert ranks[a] == SKIP_RANK and ranks[b] == 1
+    assert all(r == 0 for name, r in ranks.items() if name not in (a, b))  # never observed
+    agent.ctx.changes = []  # not known gone: nothing is skipped
+    assert SKIP_RANK not in agent._search_ranks("mug").values()
+    # a label the memory never saw: absent from what it observed since the robot was away
+    agent.ctx = PlanContext(task="go to the kite", since_s=4.0)
+    assert agent._search_ranks("kite")[a] == SKIP_RANK
+    assert agent._search_ranks("kite")[b] == 0
+    assert Agent(scenario, "no_memory")._search_ranks("mug") == {}  # every room, nearest first
 
 
 def test_full_memory_answers_from_its_services_and_counts_them(scenario):
