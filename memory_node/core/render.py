@@ -237,8 +237,8 @@ def render_graph(
         now = max((o.last_seen for o in objs), default=0.0)
 
     outgoing: dict[str, list[Relation]] = {}
-    neighbours: dict[str, list[str]] = {}
-    for r in relations:
+    neighbours: dict[str, list[str]] = {}  # support ("on", "in") first, then by confidence
+    for r in sorted(relations, key=lambda r: (r.predicate == "near", -r.confidence)):
         if r.subject_id in by_id and r.object_id in by_id:
             outgoing.setdefault(r.subject_id, []).append(r)
             neighbours.setdefault(r.subject_id, []).append(r.object_id)

@@ -12,7 +12,8 @@ tables, below door heads), passes a point where keyframes saw a surface more oft
 saw through it, outside every object's box (a wall, which the segmenter leaves out of the
 objects). Without keyframes (or with no probe height) objects link across walls.
 
-Labelling: each zone's contents become a sentence, "a room with a refrigerator, a cabinet and
+Labelling: each zone's furniture (objects at least ``describe_min_extent_m`` wide; small
+objects move between rooms) becomes a sentence, "a room with a refrigerator, a cabinet and
 a sink" (the most frequent labels first), embedded with ``encode_text`` and compared by cosine
 with room prototypes "a kitchen with a stove, a refrigerator and a sink" built from
 ``room_vocabulary``; the best room names the zone when its cosine is at least
@@ -108,6 +109,12 @@ class ZoneConfig:
         "least cosine between a zone's contents and its best room; below it the label is ''",
         min_value=-1.0,
         max_value=1.0,
+    )
+    describe_min_extent_m: float = param(
+        0.4,
+        "only objects at least this large in xy (furniture) describe a zone for its label; "
+        "all of them when it has none",
+        min_value=0.0,
     )
     max_labels_in_description: int = param(
         12, "most frequent object labels used to describe a zone", min_value=1
@@ -496,8 +503,14 @@ def compute_zones(
         if z >= 0:
             extra[int(z)].append(obj.id)
 
+    # furniture describes a room; small objects move between rooms and blur it
+    large = np.max(maxs[:, :2] - mins[:, :2], axis=1) >= config.describe_min_extent_m
     descriptions = [
-        describe([present[k].label for k in g], config.max_labels_in_description) for g in groups
+        describe(
+            [present[k].label for k in ([k for k in g if large[k]] or g)],
+            config.max_labels_in_description,
+        )
+        for g in groups
     ]
     if encode_text is None:
         labels = _label_keywords(descriptions, rooms)

@@ -207,3 +207,18 @@ def test_a_wall_seen_in_the_depth_keyframes_keeps_two_rooms_apart() -> None:
     # probing off: the old behaviour
     off = ZoneConfig(wall_probe_heights_m="")
     assert len(compute_zones(objects(), off, None, surface=fs.surface_evidence)) == 1
+
+
+def test_furniture_not_small_objects_names_the_room() -> None:
+    """A bedroom holding a towel and toilet paper (small, carried in) is still a bedroom."""
+
+    def small(oid: str, label: str, x: float) -> SceneObject:
+        obj = o(oid, label, x, 0.0)
+        obj.size = np.array([0.2, 0.1, 0.1])
+        return obj
+
+    objects = [o("b1", "bed", 0.0, 0.0), small("s1", "towel", 0.6)]
+    objects.append(small("s2", "toilet paper", 0.9))
+    assert compute_zones(objects, ZoneConfig(), None)[0].label == "bedroom"
+    everything = ZoneConfig(describe_min_extent_m=0.0)  # all objects describe it
+    assert compute_zones(objects, everything, None)[0].label == "bathroom"
