@@ -8,11 +8,20 @@ its detections, not medians of medians.
 
 Definitions:
 
-* an event matches a true change as in :func:`memory_node.evaluation.change_metrics` (same kind
+* a true change is judged as the frames the memory was given show it
+  (:func:`memory_node.evaluation.observable_changes`, the rule): e.g. a move whose new place the
+  camera never showed is a DISAPPEARED at its old place, a change the camera never showed after
+  it happened counts in no recall (``unobservable``), a change to an object shown in fewer than
+  ``min_frames_seen`` frames before it cannot be told from an addition;
+* an event matches a true change by :func:`memory_node.evaluation.pair_changes` (same kind
   and label, stamped at or after the change, within ``max_distance_m`` of its position;
   one-to-one with the least total distance);
-* delay: event stamp minus the change's first view (:func:`memory_node.evaluation.first_views`,
-  over the frames the memory was given);
+* excused events count neither as right nor as false: an event matching a true change that is
+  not observable as that kind (it is right, but nothing required it), and an event that was
+  right when it was made: a DISAPPEARED at the old place of a moved object before the camera
+  showed the object at its new place, an APPEARED at its new place before the camera showed its
+  old place empty (a later MOVED is then the hit);
+* delay: event stamp minus the change's first view (:attr:`Observable.view`);
 * identity swap: a MOVED event matched to a true move (by where the object went) whose old
   position is more than ``max_distance_m`` from where the moved object came from: the memory
   moved the wrong one of several look-alikes;
@@ -37,9 +46,9 @@ from memory_node.core.types import ChangeEvent
 from memory_node.evaluation import (
     KINDS,
     MemObject,
-    first_views,
     gt_objects_at,
     match_objects,
+    observable_changes,
     pair_changes,
 )
 
@@ -64,25 +73,27 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
 class KindCounts:
     """Counts of one kind of change over one or more episodes."""
 
-    gt: int = 0
-    reported: int = 0
+    gt: int = 0  # true changes observable as this kind (the recall's denominator)
+    true_changes: int = 0  # true changes of this kind, observable or not
+    unobservable: int = 0  # of those, the camera showed too little to tell any event
+    reported: int = 0  # events of this kind, excused ones left out
     true_positives: int = 0
-    viewed: int = 0  # true changes seen after they happened
-    viewed_found: int = 0  # of those, matched by an event
     delays_s: list[float] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
     false: list[str] = field(default_factory=list)
+    excused: list[str] = field(default_factory=list)
 
     def add(self, other: KindCounts) -> None:
         """Add another's counts to these."""
         self.gt += other.gt
+        self.true_changes += other.true_changes
+        self.unobservable += other.unobservable
         self.reported += other.reported
         self.true_positives += other.true_positives
-        self.viewed += other.viewed
-        self.viewed_found += other.viewed_found
         self.delays_s += other.delays_s
         self.missed += other.missed
         self.false += other.false
+        self.excused += other.excused
 
 
 @dataclass
@@ -139,31 +150,77 @@ def score_episode(
             if e.stamp < first_change:
                 score.pre_change_events[e.kind.name] += 1
     after = [e for e in events if e.stamp >= first_change]
-    views = first_views(changes, frames, min_pixels=min_view_pixels) if changes else []
+    obs = observable_changes(
+        changes, frames, min_pixels=min_view_pixels, min_frames_known=min_frames_seen
+    )
     label_count: dict[str, int] = {}
     for obj in gt.get("objects", []):
         label = obj["history"][0]["label"]
         label_count[label] = label_count.get(label, 0) + 1
+    # Moves seen only at their new place may be reported MOVED (else APPEARED): pair MOVED first.
+    expected = [dict(c, kind=o.kind) for c, o in zip(changes, obs, strict=True)]
+    as_moved = [dict(c, kind="MOVED" if "MOVED" in (o.kind, o.also) else "") for c, o in
+                zip(changes, obs, strict=True)]  # fmt: skip
+    pairs = {"MOVED": pair_changes("MOVED", as_moved, after, max_distance_m)}
+    for _, i in pairs["MOVED"]:
+        expected[i]["kind"] = "MOVED"
+    for i, c in enumerate(expected):
+        if c["kind"] == "MOVED" and i not in {i2 for _, i2 in pairs["MOVED"]}:
+            c["kind"] = obs[i].kind  # an unmatched move seen only at its new place: APPEARED
+    for kind in KINDS:
+        if kind != "MOVED":
+            pairs[kind] = pair_changes(kind, expected, after, max_distance_m)
+    matched_ev = {j for p in pairs.values() for j, _ in p}
+    matched_gt = {i for p in pairs.values() for _, i in p}
+    # Events right about a change that nothing required them to report
+    rest = [dict(c, kind="" if i in matched_gt else c["kind"]) for i, c in enumerate(changes)]
+    excused: dict[int, str] = {}
+    left = [j for j in range(len(after)) if j not in matched_ev]
+    for kind in KINDS:
+        for jj, i in pair_changes(kind, rest, [after[j] for j in left], max_distance_m):
+            excused[left[jj]] = f"right, not required: {changes[i]['name']}"
+    # Events right when they were made, about a move only half seen by then
+    for j, e in enumerate(after):
+        if j in matched_ev or j in excused:
+            continue
+        for c, o in zip(changes, obs, strict=True):
+            if c["kind"] != "MOVED" or c["label"] != e.label or e.stamp + 1e-6 < c["stamp"]:
+                continue
+            if e.kind.name == "DISAPPEARED" and (o.shown is None or e.stamp < o.shown):
+                d = np.linalg.norm(np.asarray(e.old_position) - np.asarray(c["old_position"]))
+            elif e.kind.name == "APPEARED" and (o.emptied is None or e.stamp < o.emptied):
+                d = np.linalg.norm(np.asarray(e.new_position) - np.asarray(c["new_position"]))
+            else:
+                continue
+            if d <= max_distance_m:
+                excused[j] = f"right when made: {c['name']} only half seen by then"
+                break
     for kind in KINDS:
         k = score.kinds[kind]
-        idx = [i for i, c in enumerate(changes) if c["kind"] == kind]
+        idx = [i for i, c in enumerate(expected) if c["kind"] == kind]
         k.gt = len(idx)
-        k.viewed = sum(1 for i in idx if views[i] is not None)
-        k.reported = sum(1 for e in after if e.kind.name == kind)
-        pairs = pair_changes(kind, changes, after, max_distance_m)
-        k.true_positives = len(pairs)
-        matched_gt = {i for _, i in pairs}
-        matched_ev = {j for j, _ in pairs}
-        k.missed = [f"{name}: {changes[i]['name']}" for i in idx if i not in matched_gt]
+        k.true_changes = sum(1 for c in changes if c["kind"] == kind)
+        k.unobservable = sum(1 for c, o in zip(changes, obs, strict=True)
+                             if c["kind"] == kind and not o.kind)  # fmt: skip
+        mine = [j for j, e in enumerate(after) if e.kind.name == kind]
+        k.reported = sum(1 for j in mine if j not in excused)
+        k.true_positives = len(pairs[kind])
+        found = {i for _, i in pairs[kind]}
+        k.missed = [f"{name}: {changes[i]['name']}" for i in idx if i not in found]
         k.false = [
-            f"{name}: {e.label} {e.object_id} at {e.stamp:.1f} s"
-            for j, e in enumerate(after)
-            if e.kind.name == kind and j not in matched_ev
+            f"{name}: {after[j].label} {after[j].object_id} at {after[j].stamp:.1f} s"
+            for j in mine
+            if j not in matched_ev and j not in excused
         ]
-        for j, i in pairs:
-            view = views[i]
+        k.excused = [
+            f"{name}: {after[j].label} {after[j].object_id} at {after[j].stamp:.1f} s "
+            f"({excused[j]})"
+            for j in mine
+            if j in excused
+        ]
+        for j, i in pairs[kind]:
+            view = obs[i].view
             if view is not None:
-                k.viewed_found += 1
                 k.delays_s.append(max(0.0, after[j].stamp - view))
             if kind != "MOVED":
                 continue
@@ -254,7 +311,9 @@ def summarize(scores: Iterable[EpisodeScore]) -> dict[str, Any]:
         out["kinds"][kind] = {
             "precision": _ratio(k.true_positives, k.reported),
             "recall": _ratio(k.true_positives, k.gt),
-            "recall_viewed": _ratio(k.viewed_found, k.viewed),
+            "true_changes": k.true_changes,
+            "unobservable": k.unobservable,
+            "excused": k.excused,
             "median_delay_s": float(np.median(k.delays_s)) if k.delays_s else math.nan,
             "delays_over_1s": sum(1 for d in k.delays_s if d > 1.0 + 1e-9),
             "missed": k.missed,

@@ -229,6 +229,37 @@ class ChangeMetrics:
     unviewed: list[str] = field(default_factory=list)
 
 
+def _sightings(
+    change: dict[str, Any],
+    frames: Sequence[dict[str, Any]],
+    min_pixels: int,
+    min_vacated: float,
+) -> tuple[int, float | None, float | None]:
+    """Return (frames showing the object before the change, object shown after, place empty).
+
+    The object is shown by a frame with at least ``min_pixels`` pixels of it with a depth
+    reading (``visible_in_range`` of the frame truth; all its pixels, ``visible``, for truth
+    recorded without it: beyond the sensor's range an RGB-D memory cannot place what the camera
+    shows); its old place is seen empty by a frame showing at least ``min_vacated`` of the box
+    it left (``vacated_in_view``). Stamps are of the first such frame at or after the change.
+    """
+    iid, t0 = str(change["instance_id"]), float(change["stamp"])
+    before = 0
+    shown = emptied = None
+    for f in frames:
+        pixels = f.get("visible_in_range", f.get("visible", {})).get(iid, 0)
+        if f["stamp"] + 1e-9 < t0:
+            before += int(pixels >= min_pixels)
+            continue
+        if shown is None and pixels >= min_pixels:
+            shown = float(f["stamp"])
+        if emptied is None and f.get("vacated_in_view", {}).get(iid, 0.0) >= min_vacated:
+            emptied = float(f["stamp"])
+        if shown is not None and emptied is not None:
+            break
+    return before, shown, emptied
+
+
 def first_views(
     gt_changes: Sequence[dict[str, Any]],
     frames: Sequence[dict[str, Any]],
@@ -237,38 +268,93 @@ def first_views(
 ) -> list[float | None]:
     """Sim time at which each true change could first be seen (None = never after it).
 
-    * APPEARED, STATE_CHANGED: the first frame at or after the change showing the object with at
-      least ``min_pixels`` pixels with a depth reading (``visible_in_range`` of the frame truth;
-      all its pixels, ``visible``, for truth recorded without it);
-    * DISAPPEARED: the first frame showing at least ``min_vacated`` of the box it left
-      (``vacated_in_view`` of the frame truth);
+    * APPEARED, STATE_CHANGED: the first frame at or after the change showing the object
+      (at least ``min_pixels`` pixels with depth, see :func:`_sightings`);
+    * DISAPPEARED: the first frame showing at least ``min_vacated`` of the box it left;
     * MOVED: the first frame by which both have happened: the object seen at its new place and
       its old place seen empty (until then a moved object cannot be told from a second one).
     """
     out: list[float | None] = []
     for c in gt_changes:
-        iid, t0 = str(c["instance_id"]), float(c["stamp"])
-        seen_obj = seen_place = None
-        for f in frames:
-            if f["stamp"] + 1e-9 < t0:
-                continue
-            # pixels with a depth reading when the frame truth has them: beyond the sensor's
-            # range an RGB-D memory cannot place what the camera shows
-            shown = f.get("visible_in_range", f.get("visible", {}))
-            if seen_obj is None and shown.get(iid, 0) >= min_pixels:
-                seen_obj = float(f["stamp"])
-            if seen_place is None and f.get("vacated_in_view", {}).get(iid, 0.0) >= min_vacated:
-                seen_place = float(f["stamp"])
-            if seen_obj is not None and seen_place is not None:
-                break
+        _, shown, emptied = _sightings(c, frames, min_pixels, min_vacated)
         kind = c["kind"]
         if kind in ("APPEARED", "STATE_CHANGED"):
-            out.append(seen_obj)
+            out.append(shown)
         elif kind == "DISAPPEARED":
-            out.append(seen_place)
+            out.append(emptied)
         else:
-            both = seen_obj is not None and seen_place is not None
-            out.append(max(seen_obj, seen_place) if both else None)  # type: ignore[type-var]
+            both = shown is not None and emptied is not None
+            out.append(max(shown, emptied) if both else None)  # type: ignore[type-var]
+    return out
+
+
+@dataclass
+class Observable:
+    """What the camera showed of one true change (:func:`observable_changes`).
+
+    Attributes:
+        kind: the event a memory could make of what it was shown ("" = none: left out of
+            recall).
+        also: another kind that is right as well ("" = none): MOVED for a move seen only at
+            its new place (a memory sure of a unique look-alike may link it at once).
+        view: first frame that showed it (the delay runs from here), None when ``kind`` is "".
+        shown: first frame showing the object after the change (None = never).
+        emptied: first frame showing its old place empty after the change (None = never).
+        known: the object was shown before the change in at least ``min_frames_known`` frames.
+    """
+
+    kind: str
+    also: str
+    view: float | None
+    shown: float | None
+    emptied: float | None
+    known: bool
+
+
+def observable_changes(
+    gt_changes: Sequence[dict[str, Any]],
+    frames: Sequence[dict[str, Any]],
+    min_pixels: int = 300,
+    min_frames_known: int = 2,
+    min_vacated: float = 0.5,
+) -> list[Observable]:
+    """Return, for each true change, the event the delivered frames allow (the rule).
+
+    A memory can only report what the camera showed it. An object is *known* before its change
+    when at least ``min_frames_known`` frames before it showed it (the bar for expecting an
+    object in memory); a change is judged as the frames show it:
+
+    * APPEARED: when the added object is shown;
+    * STATE_CHANGED: when a known object is shown after it;
+    * DISAPPEARED: when the old place of a known object is seen empty;
+    * MOVED of a known object: MOVED when both its new place (the object shown there) and its
+      old place (seen empty) are; only the old place: DISAPPEARED there; only the new place:
+      APPEARED there (or MOVED, see :attr:`Observable.also`);
+    * MOVED of an object not known before: APPEARED at its new place when shown there;
+    * anything else: nothing (left out of recall; an event that matches it is not false).
+
+    ``frames`` are the frames the memory was given (dropped frames left out).
+    """
+    out = []
+    for c in gt_changes:
+        before, shown, emptied = _sightings(c, frames, min_pixels, min_vacated)
+        known = before >= min_frames_known
+        kind, also, view = "", "", None
+        if c["kind"] == "APPEARED" or (c["kind"] == "MOVED" and not known):
+            kind, view = ("APPEARED", shown) if shown is not None else ("", None)
+        elif not known:
+            pass
+        elif c["kind"] == "STATE_CHANGED":
+            kind, view = ("STATE_CHANGED", shown) if shown is not None else ("", None)
+        elif c["kind"] == "DISAPPEARED":
+            kind, view = ("DISAPPEARED", emptied) if emptied is not None else ("", None)
+        elif shown is not None and emptied is not None:
+            kind, view = "MOVED", max(shown, emptied)
+        elif emptied is not None:
+            kind, view = "DISAPPEARED", emptied
+        elif shown is not None:
+            kind, also, view = "APPEARED", "MOVED", shown
+        out.append(Observable(kind, also, view, shown, emptied, known))
     return out
 
 

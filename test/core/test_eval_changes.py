@@ -85,7 +85,7 @@ def _episode() -> tuple[dict, list[ChangeEvent]]:
         _change("MOVED", 1, "a/mug_0", "mug", 5.0, (0, 0, 1), (2, 0, 1)),
         _change("DISAPPEARED", 4, "a/bowl_0", "bowl", 5.0, (4, 0, 1), (0, 0, 0)),
     ]
-    seen = {"1": 500, "2": 500, "3": 500}
+    seen = {"1": 500, "2": 500, "3": 500, "4": 500}
     frames = _frames(100, seen=seen, vacated={"1": 1.0, "4": 1.0})
     gt = {"objects": objects, "changes": changes, "frames": frames}
     events = [
@@ -116,7 +116,8 @@ def test_score_episode_counts_swaps_delays_and_false_events() -> None:
     assert (s.objects_considered, s.objects_found, s.duplicates) == (3, 2, 1)
     assert s.objects_missed == ["ep: a/book_0"]
     faint = score_episode("ep", "smooth", False, gt, events, memory, min_view_pixels=600)
-    assert faint.objects_considered == 0 and faint.kinds["MOVED"].viewed == 0
+    assert faint.objects_considered == 0
+    assert (faint.kinds["MOVED"].gt, faint.kinds["MOVED"].unobservable) == (0, 1)
 
     static = score_episode("st", "smooth", True, {**gt, "changes": []}, events[:1], memory)
     summary = summarize([s, static])
@@ -126,3 +127,57 @@ def test_score_episode_counts_swaps_delays_and_false_events() -> None:
     assert summary["kinds"]["DISAPPEARED"]["precision"]["value"] == pytest.approx(0.5)
     assert summary["identity_swaps"]["lookalike_moves"]["value"] == 1.0
     assert summary["median_delay_s"] == pytest.approx(0.75)
+
+
+def _move_episode(seen_before: bool, new_seen_at: float | None, old_seen_at: float | None):
+    """A mug moved at 5 s; frames every 0.1 s; when the camera shows its new/old place."""
+    objects = [_obj(1, "a/mug_0", "mug", (0, 0, 1))]
+    changes = [_change("MOVED", 1, "a/mug_0", "mug", 5.0, (0, 0, 1), (2, 0, 1))]
+    frames = _frames(100)
+    for f in frames:
+        t = f["stamp"]
+        shown = (t < 5.0 and seen_before) or (new_seen_at is not None and t >= new_seen_at)
+        f["visible_in_range"] = {"1": 500} if shown else {}
+        emptied = old_seen_at is not None and t >= old_seen_at
+        f["vacated_in_view"] = {"1": 1.0} if emptied else {}
+    return {"objects": objects, "changes": changes, "frames": frames}
+
+
+def test_a_move_counts_as_what_the_camera_showed_of_it() -> None:
+    gone = _ev("DISAPPEARED", "o1", "mug", 6.0, old=(0, 0, 1))
+    came = _ev("APPEARED", "o2", "mug", 7.0, new=(2, 0, 1))
+    moved = _ev("MOVED", "o1", "mug", 8.0, old=(0, 0, 1), new=(2, 0, 1))
+    # only the old place seen empty: a DISAPPEARED there is the hit, a MOVED would be unasked
+    s = score_episode("ep", "smooth", False, _move_episode(True, None, 5.5), [gone], [])
+    k = s.kinds
+    assert (k["DISAPPEARED"].gt, k["DISAPPEARED"].true_positives) == (1, 1)
+    assert (k["MOVED"].gt, k["MOVED"].true_changes) == (0, 1)
+    # only the new place seen: APPEARED there, or MOVED (a unique look-alike linked at once)
+    ep = _move_episode(True, 6.5, None)
+    s = score_episode("ep", "smooth", False, ep, [came], [])
+    assert (s.kinds["APPEARED"].gt, s.kinds["APPEARED"].true_positives) == (1, 1)
+    s = score_episode("ep", "smooth", False, ep, [moved], [])
+    assert (s.kinds["MOVED"].gt, s.kinds["MOVED"].true_positives, s.kinds["APPEARED"].gt) == (
+        1, 1, 0)  # fmt: skip
+    # an object never shown before its move: its new place holds a new object
+    s = score_episode("ep", "smooth", False, _move_episode(False, 6.5, 5.5), [came], [])
+    assert (s.kinds["APPEARED"].gt, s.kinds["APPEARED"].true_positives) == (1, 1)
+    assert s.kinds["MOVED"].gt == 0
+    # never shown after it: in no recall, and an event about it is not false
+    s = score_episode("ep", "smooth", False, _move_episode(True, None, None), [gone], [])
+    assert all(k.gt == 0 for k in s.kinds.values()) and s.kinds["MOVED"].unobservable == 1
+    assert s.kinds["DISAPPEARED"].reported == 0 and not s.kinds["DISAPPEARED"].false
+
+
+def test_an_event_right_when_made_is_excused_and_a_wrong_one_is_not() -> None:
+    ep = _move_episode(True, 7.5, 5.5)  # old place seen empty at 5.5, the mug elsewhere at 7.5
+    gone_early = _ev("DISAPPEARED", "o1", "mug", 6.0, old=(0, 0, 1))
+    moved = _ev("MOVED", "o1", "mug", 8.0, old=(0, 0, 1), new=(2, 0, 1))
+    s = score_episode("ep", "smooth", False, ep, [gone_early, moved], [])
+    k = s.kinds
+    assert (k["MOVED"].gt, k["MOVED"].true_positives, k["MOVED"].reported) == (1, 1, 1)
+    assert k["DISAPPEARED"].reported == 0 and len(k["DISAPPEARED"].excused) == 1
+    # gone after the camera showed it elsewhere: false
+    gone_late = _ev("DISAPPEARED", "o1", "mug", 7.6, old=(0, 0, 1))
+    s = score_episode("ep", "smooth", False, ep, [gone_late, moved], [])
+    assert s.kinds["DISAPPEARED"].reported == 1 and len(s.kinds["DISAPPEARED"].false) == 1
