@@ -192,6 +192,41 @@ def test_look_alikes_seen_in_their_places_make_the_new_one_appeared(world) -> No
     assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.APPEARED, other)]
 
 
+def test_a_look_alike_seen_gone_before_a_new_one_shows_up_elsewhere_moved_there(world) -> None:
+    store, detector = world
+    ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
+    twin = thing(store, "ball", (0.0, 3.0, 0.0), (0.2, 3.2, 0.2), 0.0, 10.0)  # identical
+    # the old place is seen empty first: gone, as far as anyone can tell yet
+    events = frames(detector, 20.0, 5, {ball: SEEN_THROUGH})
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.DISAPPEARED, ball)]
+    # then a ball of that look stands at a place seen empty before; the twin was just seen
+    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)
+    store.objects[twin].last_seen = 24.0
+    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 25.0, 26.0)
+    detector.confirmed(other)
+    events = detector.update(FrameEvidence(stamp=26.0, observed={other}, changed={other}))
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, ball)]
+    np.testing.assert_allclose(events[0].old_position, [0.1, 0.1, 0.1], atol=1e-6)
+    assert other not in store and store.objects[ball].present and store.objects[twin].present
+
+
+def test_a_new_object_unlike_the_one_gone_is_appeared(world) -> None:
+    store, detector = world
+    ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
+    assert [e.kind for e in frames(detector, 20.0, 5, {ball: SEEN_THROUGH})] == [
+        ChangeKind.DISAPPEARED
+    ]
+    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)
+    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 25.0, 26.0)
+    look = np.zeros(8, np.float32)
+    look[0] = 1.0  # another colour altogether
+    store.objects[other].appearance = look
+    detector.confirmed(other)
+    events = detector.update(FrameEvidence(stamp=26.0, observed={other}, changed={other}))
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.APPEARED, other)]
+    assert not store.objects[ball].present
+
+
 def test_an_object_held_as_two_fragments_moves_as_one(world) -> None:
     store, detector = world
     # one chair seen from two far-apart viewpoints, held as two touching pieces

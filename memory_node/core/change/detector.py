@@ -499,18 +499,26 @@ class ChangeDetector:
         """Tell which known object a new one is, by its look: (that id or None, undecided).
 
         The new object stands where free space was seen before (it is new *there*). A known
-        object of its label *could have moved here* when it is confirmed and present, its
-        colours match at least ``change.lookalike_appearance_similarity``, it has not been seen
-        for ``change.moved_unseen_for_s`` before the new one was first seen (nor since), it
-        stands at least ``change.moved_min_displacement_m`` away, its box no nearer than
-        ``change.moved_min_box_gap_m`` (touching: a part seen alone, e.g. an opened door), and
-        it is of a similar size.
+        object of its label *could have moved here* when it is confirmed, its colours match at
+        least ``change.lookalike_appearance_similarity``, it stands at least
+        ``change.moved_min_displacement_m`` away, its box no nearer than
+        ``change.moved_min_box_gap_m`` (touching: a part seen alone, e.g. an opened door), it is
+        of a similar size, and either:
 
-        When exactly one such object matches best and no other object of the label comes
-        within ``change.moved_unique_margin`` of its similarity, it moved here: (its id,
-        False), even though its old place has not been seen empty yet. When several compete,
-        the answer is undecided: (None, True), and the global assignment links one once its
-        place is seen empty. When none could have: (None, False).
+        * it is already known to be gone (absent: its place was seen empty) and was last seen
+          before the new one was first seen: it moved here, (its id, False) - the best such
+          one by look, then distance. Its place seen empty is the evidence the global
+          assignment would have used had the new one been seen first. Without this, on the
+          training seeds 3 moves whose old place was seen before their new one (look-alikes
+          among them) were reported DISAPPEARED + APPEARED and never linked;
+        * or it is present and has not been seen for ``change.moved_unseen_for_s`` before the
+          new one was first seen (nor since). When exactly one such object matches best and no
+          other object of the label comes within ``change.moved_unique_margin`` of its
+          similarity, it moved here: (its id, False), even though its old place has not been
+          seen empty yet. When several compete, the answer is undecided: (None, True), and the
+          global assignment links one once its place is seen empty.
+
+        When none could have: (None, False).
 
         Why the unique link: without it, on ``tour_changes_tour`` (the bench_accuracy episode)
         two moves were reported up to 43 s late (when the tour came back to the old places),
@@ -522,6 +530,7 @@ class ChangeDetector:
             return None, False
         sims: dict[str, float] = {}
         movable: list[str] = []
+        gone: list[tuple[float, float, str]] = []
         for other in self.store.of_label(new.obj.label):
             cand = other.obj
             if cand.id == new.obj.id or not other.confirmed:
@@ -530,17 +539,25 @@ class ChangeDetector:
             if a_sim is None:
                 continue
             sims[cand.id] = a_sim
-            if (
-                cand.present
-                and a_sim >= cfg.lookalike_appearance_similarity
-                and cand.last_seen <= new.obj.first_seen - cfg.moved_unseen_for_s
-                and float(np.linalg.norm(cand.center - new.obj.center))
-                >= cfg.moved_min_displacement_m
+            dist = float(np.linalg.norm(cand.center - new.obj.center))
+            if not (
+                a_sim >= cfg.lookalike_appearance_similarity
+                and dist >= cfg.moved_min_displacement_m
                 and box_gap(cand, new.obj) >= cfg.moved_min_box_gap_m
                 and similar_size(cand, new.obj)
                 and self.reid_similarity(new.obj.feature, cand.feature) is not None
             ):
+                continue
+            if not cand.present:
+                if (
+                    cand.last_seen <= new.obj.first_seen
+                    and cand.observations >= self.ctx.mapping.min_observations_to_confirm
+                ):
+                    gone.append((-a_sim, dist, cand.id))
+            elif cand.last_seen <= new.obj.first_seen - cfg.moved_unseen_for_s:
                 movable.append(cand.id)
+        if gone:
+            return min(gone)[2], False
         if not movable:
             return None, False
         best = max(sims, key=lambda o: sims[o])
