@@ -130,7 +130,7 @@ def test_score_episode_counts_swaps_delays_and_false_events() -> None:
 
 
 def _move_episode(seen_before: bool, new_seen_at: float | None, old_seen_at: float | None):
-    """A mug moved at 5 s; frames every 0.1 s; when the camera shows its new/old place."""
+    """Build a mug moved at 5 s (frames every 0.1 s) with its new/old place shown as given."""
     objects = [_obj(1, "a/mug_0", "mug", (0, 0, 1))]
     changes = [_change("MOVED", 1, "a/mug_0", "mug", 5.0, (0, 0, 1), (2, 0, 1))]
     frames = _frames(100)

@@ -139,9 +139,7 @@ def test_budget_across_count_chunks(budget: int) -> None:
 def test_focus_lists_every_named_object_before_neighbours() -> None:
     """'bring the mug to the bed': mug and bed come before the mug's table and the bed's lamp."""
     objects, relations, zones = graph()
-    selected, *_ = render_graph(
-        objects, relations, zones, "bring the mug to the bed", 0, 0, None
-    )
+    selected, *_ = render_graph(objects, relations, zones, "bring the mug to the bed", 0, 0, None)
     ids = [s.id for s in selected]
     assert set(ids[:2]) == {"obj_000002", "obj_000004"}
     assert set(ids[2:4]) == {"obj_000001", "obj_000005"}  # their neighbours next
