@@ -42,7 +42,7 @@ import yaml
 from memory_sim.assets import CATALOGUE, object_from_asset
 from memory_sim.episode import CameraPath, Episode, Event, Segment
 from memory_sim.procedural import ProceduralConfig, generate_house
-from memory_sim.scene import ObjectSpec, Pose, SceneSpec, scene_to_dict
+from memory_sim.scene import ObjectSpec, Pose, RoomSpec, SceneSpec, scene_to_dict
 from memory_sim.simulator import SimConfig, Simulator
 
 TRAINING_SEEDS = tuple(range(0, 20))
@@ -62,6 +62,9 @@ SUPPORT_LABELS = (
 # balcony, bedroom, study), driving through its intermediate points; changes are drawn on the
 # supports within SMALL_HOUSE_REGION_M of a stop.
 SMALL_HOUSE_STOPS = ((1.5, -3.2), (6.5, -2.2), (5.0, 2.5), (-0.5, 2.8), (-5.5, 0.2), (-6.5, -2.5))
+SMALL_HOUSE_STOP_NAMES = (
+    "living_room", "kitchen", "dining_area", "fitness_corner_and_balcony", "bedroom", "study",
+)  # fmt: skip
 SMALL_HOUSE_VIA = {
     ((1.5, -3.2), (6.5, -2.2)): ((4.5, -2.5),),
     ((5.0, 2.5), (-0.5, 2.8)): ((1.0, 2.5),),
@@ -507,10 +510,12 @@ def small_house_world() -> Path | None:
     return None
 
 
-def _small_house(
-    rng: np.random.Generator,
-) -> tuple[SceneSpec, list[_Region], list[tuple[float, float]]]:
-    """Import the small house; pick two consecutive stops of its tour as regions."""
+def import_small_house(rooms: list[RoomSpec] | None = None) -> SceneSpec:
+    """Import the Gazebo small house (its objects get the room of ``rooms`` holding them).
+
+    Raises:
+        HouseUnavailable: the world file is not on this machine (:func:`small_house_world`).
+    """
     from memory_sim.gazebo import import_world
 
     world = small_house_world()
@@ -523,9 +528,67 @@ def _small_house(
     level = mesh_log.level
     mesh_log.setLevel(logging.ERROR)  # the world's missing photo textures, once per episode
     try:
-        scene = import_world(world)
+        return import_world(world, rooms=rooms or ())
     finally:
         mesh_log.setLevel(level)  # a process-wide setting: other importers still hear of them
+
+
+def small_house_rooms() -> list[RoomSpec]:
+    """Return rooms of the small house: one rectangle around each stop of its tour.
+
+    Named :data:`SMALL_HOUSE_STOP_NAMES`. Each starts as the box holding every stop's square of
+    half side ``SMALL_HOUSE_REGION_M`` (the whole house); two rectangles that overlap are cut at
+    the midpoint of their stops along the axis on which the stops lie farther apart. The rooms
+    do not overlap and each holds its stop (not at its centre); a few strips between them belong
+    to no room.
+    """
+    stops = np.asarray(SMALL_HOUSE_STOPS, dtype=np.float64)
+    lo = np.tile(stops.min(axis=0) - SMALL_HOUSE_REGION_M, (len(stops), 1))
+    hi = np.tile(stops.max(axis=0) + SMALL_HOUSE_REGION_M, (len(stops), 1))
+    for i, j in itertools.combinations(range(len(stops)), 2):
+        if np.all(lo[i] < hi[j]) and np.all(lo[j] < hi[i]):
+            axis = int(np.argmax(np.abs(stops[j] - stops[i])))
+            mid = 0.5 * (stops[i, axis] + stops[j, axis])
+            a, b = (i, j) if stops[i, axis] < stops[j, axis] else (j, i)
+            hi[a, axis], lo[b, axis] = min(hi[a, axis], mid), max(lo[b, axis], mid)
+    return [
+        RoomSpec(
+            name, name.replace("_", " "), (float(a[0]), float(a[1])), (float(b[0]), float(b[1]))
+        )
+        for name, a, b in zip(SMALL_HOUSE_STOP_NAMES, lo, hi, strict=True)
+    ]
+
+
+def small_house_scene(rng: np.random.Generator, objects: int) -> SceneSpec:
+    """Return the small house with :func:`small_house_rooms` and catalogue objects on its supports.
+
+    ``objects`` catalogue assets whose labels the house has not (one of each, drawn with
+    ``rng``) go on the supports (:data:`SUPPORT_LABELS`) of the rooms in turn.
+
+    Raises:
+        HouseUnavailable: the world file is not on this machine.
+    """
+    rooms = small_house_rooms()
+    scene = import_small_house(rooms)
+    labels = {o.label for o in scene.objects}
+    keys = [k for k in sorted(CATALOGUE) if CATALOGUE[k].label not in labels]
+    keys = [keys[i] for i in rng.permutation(len(keys))[:objects]]
+    regions = [
+        _Region(r.name, np.asarray(r.min_xy), np.asarray(r.max_xy), np.asarray(p), floor=False)
+        for r, p in zip(rooms, SMALL_HOUSE_STOPS, strict=True)
+    ]
+    config = SimConfig()
+    config.camera.width_px, config.camera.height_px = 64, 48
+    with Simulator(scene, config, keep_frame_truth=False) as sim:
+        _scatter(scene, _Places(scene, sim, rng, regions), rng, keys)
+    return scene
+
+
+def _small_house(
+    rng: np.random.Generator,
+) -> tuple[SceneSpec, list[_Region], list[tuple[float, float]]]:
+    """Import the small house; pick two consecutive stops of its tour as regions."""
+    scene = import_small_house()
     first = int(rng.integers(SMALL_HOUSE_WINDOWS))
     stops = list(SMALL_HOUSE_STOPS[first : first + 2])
     r = SMALL_HOUSE_REGION_M
@@ -539,19 +602,34 @@ def _small_house(
     return scene, regions, stops
 
 
-def _scatter(scene: SceneSpec, places: _Places, rng: np.random.Generator) -> None:
-    """Put ``SMALL_HOUSE_OBJECTS`` catalogue objects on the supports of each region."""
-    for region in places.regions:
-        for k in range(SMALL_HOUSE_OBJECTS):
+def _scatter(
+    scene: SceneSpec, places: _Places, rng: np.random.Generator, keys: list[str] | None = None
+) -> None:
+    """Put catalogue objects on the supports of the regions.
+
+    Default: ``SMALL_HOUSE_OBJECTS`` random :data:`ADDED_ASSETS` on each region. ``keys``: one
+    object of each asset, on the regions with supports in turn.
+    """
+    regions = list(places.regions)
+    if keys is not None:
+        regions = [
+            r for r in regions if any(places.region_of[s.name] == r for s in places.supports)
+        ]
+    count = len(regions) * SMALL_HOUSE_OBJECTS if keys is None else len(keys) * bool(regions)
+    for i in range(count):
+        if keys is None:
+            region, k = regions[i // SMALL_HOUSE_OBJECTS], i % SMALL_HOUSE_OBJECTS
             key = ADDED_ASSETS[int(rng.integers(len(ADDED_ASSETS)))]
-            found = places.find(key, [region])
-            if found is None:
-                continue
-            base, yaw_deg = found
-            pose = Pose.from_xyz_rpy(tuple(base), yaw=math.radians(yaw_deg))
-            spec = object_from_asset(key, f"{region}/{key}_{k}", pose)
-            scene.objects.append(spec)
-            places.add(spec)
+        else:
+            region, k, key = regions[i % len(regions)], i, keys[i]
+        found = places.find(key, [region])
+        if found is None:
+            continue
+        base, yaw_deg = found
+        pose = Pose.from_xyz_rpy(tuple(base), yaw=math.radians(yaw_deg))
+        spec = object_from_asset(key, f"{region}/{key}_{k}", pose)
+        scene.objects.append(spec)
+        places.add(spec)
 
 
 def _add_lookalikes(
