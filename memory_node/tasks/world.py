@@ -22,11 +22,53 @@ import numpy as np
 from memory_node.core.config import param
 from memory_node.tasks.grid import OccupancyGrid, Path
 from memory_sim.camera import look_pose
-from memory_sim.scene import SceneSpec
+from memory_sim.scene import ObjectSpec, SceneSpec, resolve_asset_path
 from memory_sim.simulator import SimConfig, SimStep, Simulator
 
 DOOR_LABELS = ("door",)
 """Labels the robot can pass through (a door leaf swings open): not obstacles on the grid."""
+
+WALL_SECTION_HEIGHTS_M = (0.2, 0.7, 1.2)
+"""Heights at which mesh walls are cut to find where they stand (see :func:`wall_footprints`)."""
+
+
+def wall_footprints(
+    spec: ObjectSpec, lo: np.ndarray, hi: np.ndarray, piece_m: float = 0.1
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return the xy boxes a structure object (walls) blocks at the robot's height.
+
+    ``lo``, ``hi``: its (3,) bounding box. Walls made of primitives (a procedural house: one box
+    each) block their bounding box when it reaches below 1.5 m. Mesh walls (an imported house:
+    one mesh for every wall, whose box is the whole house) block where horizontal cuts at
+    :data:`WALL_SECTION_HEIGHTS_M` meet them: each cut segment becomes one box when it runs
+    along an axis, else boxes of at most ``piece_m``.
+    """
+    if hi[2] <= 0.05 or lo[2] >= 1.5:
+        return []
+    if all(p.shape != "mesh" for p in spec.parts):
+        return [(lo[:2].copy(), hi[:2].copy())]
+    import trimesh  # only imported houses need it
+    from trimesh.intersections import mesh_plane
+
+    out = []
+    for part in spec.parts:
+        T = spec.pose.matrix() @ part.pose.matrix()
+        if part.shape != "mesh":
+            centre = T[:3, 3]
+            half = 0.5 * np.abs(T[:3, :3]) @ np.asarray(part.size, float)
+            out.append((centre[:2] - half[:2], centre[:2] + half[:2]))
+            continue
+        mesh = trimesh.load(resolve_asset_path(part.mesh_path, spec.name), force="mesh")
+        mesh.apply_transform(T @ np.diag([*part.mesh_scale, 1.0]))
+        for h in WALL_SECTION_HEIGHTS_M:
+            for a, b in mesh_plane(mesh, (0.0, 0.0, 1.0), (0.0, 0.0, h))[:, :, :2]:
+                d = b - a
+                n = 1 if min(abs(d[0]), abs(d[1])) < 0.02 else math.ceil(np.hypot(*d) / piece_m)
+                ts = np.linspace(0.0, 1.0, n + 1)
+                for t0, t1 in itertools.pairwise(ts):
+                    p, q = a + t0 * d, a + t1 * d
+                    out.append((np.minimum(p, q), np.maximum(p, q)))
+    return out
 
 
 @dataclass
@@ -129,12 +171,15 @@ class TaskWorld:
         )
         self.sim = Simulator(scene, sim_config, keep_frame_truth=True)
         self.scene = self.sim.scene
-        self._structure = []
+        self._walls: list[tuple[np.ndarray, np.ndarray]] = []
         for spec in self.scene.objects:
             if spec.structure:
                 lo, hi = self.sim.measure(spec)
                 base = np.asarray(spec.pose.position, float)
-                self._structure.append((base + lo, base + hi))
+                self._walls += wall_footprints(spec, base + lo, base + hi)
+        self.room_centres: dict[str, np.ndarray] = {
+            r.name: np.array(r.center_xy, dtype=np.float64) for r in self.scene.rooms
+        }
         if self.scene.rooms:
             self.min_xy = np.min([r.min_xy for r in self.scene.rooms], axis=0) - 0.5
             self.max_xy = np.max([r.max_xy for r in self.scene.rooms], axis=0) + 0.5
@@ -158,10 +203,7 @@ class TaskWorld:
     def grid(self) -> OccupancyGrid:
         """The occupancy grid of the house as it is now (rebuilt after the scene changed)."""
         if self._grid is None or self._grid_changes != len(self.sim.log.changes):
-            obstacles = []
-            for lo, hi in self._structure:
-                if hi[2] > 0.05 and lo[2] < 1.5:
-                    obstacles.append((lo[:2], hi[:2]))
+            obstacles = list(self._walls)
             for o in self.sim.objects():
                 if o.label in DOOR_LABELS or o.box_max[2] <= 0.05 or o.box_min[2] >= 1.5:
                     continue
@@ -179,10 +221,14 @@ class TaskWorld:
         """Room holding map point ``xy`` ("" outside every room)."""
         return self.scene.room_at(float(xy[0]), float(xy[1]))
 
+    def room_centre(self, room: str) -> np.ndarray:
+        """(2,) where the robot looks around ``room``: :attr:`room_centres` (default: centre)."""
+        return self.room_centres[room]
+
     def room_goal(self, room: str) -> np.ndarray:
-        """Grid mask of free cells near the centre of ``room`` (within 0.8 m, else the room)."""
+        """Grid mask of free cells near :meth:`room_centre` (within 0.8 m, else in the room)."""
         r = self.scene.room(room)
-        cx, cy = r.center_xy
+        cx, cy = self.room_centre(room)
         gx, gy = self.grid.centres()
         inside = (
             (gx > r.min_xy[0] + 0.3)
