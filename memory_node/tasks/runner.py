@@ -35,13 +35,20 @@ def outcome_record(o: Outcome) -> dict[str, Any]:
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Build one scenario, run every variant on its tasks, measure prompt retrieval."""
+    """Build one scenario, run every variant on its tasks, measure prompt retrieval.
+
+    Seeds in ``args.small_house_seeds`` (a set; absent = none) are played in the Gazebo small
+    house, the others in procedural houses.
+    """
     from memory_node.tasks.relations_eval import support_metrics
     from memory_node.tasks.retrieval_eval import measure
     from memory_node.tasks.suite import build_scenario, fresh_memory, task_memory_config
 
     t0 = time.perf_counter()
-    scenario = build_scenario(seed, memory_config=task_memory_config(args.features))
+    house_kind = "small_house" if seed in getattr(args, "small_house_seeds", ()) else "procedural"
+    scenario = build_scenario(
+        seed, memory_config=task_memory_config(args.features), house_kind=house_kind
+    )
     build_s = time.perf_counter() - t0
     planner = make_planner(args)
     outcomes = []
@@ -63,6 +70,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     logging.getLogger(__name__).info("seed %d done in %.0f s", seed, time.perf_counter() - t0)
     return {
         "seed": seed,
+        "house": house_kind,
         "build_s": build_s,
         "rooms_on_return": scenario.rooms_on_return,
         "tasks": tasks,

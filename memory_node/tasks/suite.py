@@ -2,8 +2,10 @@
 
 For a seed (:func:`build_scenario`):
 
-1. a procedural house (:func:`memory_sim.procedural.generate_house`), the robot docked in one
-   room;
+1. a procedural house (:func:`memory_sim.procedural.generate_house`) or the Gazebo small house
+   (``house_kind="small_house"``: :func:`memory_sim.change_episodes.small_house_scene`, rooms
+   around the stops of its tour, catalogue objects drawn from the seed on its supports), the
+   robot docked in one room;
 2. **first tour**: the robot visits every room (A* paths, frames while driving, a spin in each
    room) and the memory ingests every frame; it returns to the dock. The long-term-only variant
    keeps the memory as it is now (a stale map);
@@ -12,7 +14,8 @@ For a seed (:func:`build_scenario`):
 4. **return tour** through a seeded subset of the rooms: the memory sees some of the changes;
 5. **tasks**, each checkable against the simulator's truth: "go to the X" (moved, added,
    removed, unchanged and never-existing objects), "bring the X to the Y", "is the Z open?",
-   "what changed in the R?", "where did you last see the X?".
+   "what changed in the R?", "where did you last see the X?". The small house has no furniture
+   that opens: no state changes there, so no "is the Z open?" tasks.
 
 Every task starts from the dock with a fresh copy of the memory of step 4.
 """
@@ -33,6 +36,7 @@ from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
 from memory_node.core.types import ChangeKind, InvalidInput, MemorySnapshot
 from memory_node.tasks.world import TaskWorld, WorldConfig
 from memory_sim.assets import CATALOGUE, object_from_asset
+from memory_sim.change_episodes import SMALL_HOUSE_STOP_NAMES, SMALL_HOUSE_STOPS, small_house_scene
 from memory_sim.procedural import ProceduralConfig, generate_house
 from memory_sim.scene import Pose
 from memory_sim.simulator import SimStep
@@ -47,8 +51,17 @@ SURFACE_LABELS = (
     "dresser",
     "tv stand",
     "drawer cabinet",
+    # the Gazebo small house's (memory_sim.change_episodes.SUPPORT_LABELS); not its cooking
+    # bench: it stands on the kitchen cabinet, whose box (an obstacle) keeps it out of reach
+    "kitchen table",
+    "reading desk",
+    "balcony table",
+    "tv cabinet",
+    "night stand",
 )
 """Furniture that small objects are put on when moved or added."""
+
+HOUSE_KINDS = ("procedural", "small_house")
 
 NEVER_EXISTED = ("giraffe", "umbrella", "guitar", "skateboard", "kettle", "toaster")
 """Labels no house holds: "go to the giraffe" must end with "not found"."""
@@ -66,6 +79,9 @@ class SuiteConfig:
     state_changes: int = param(2, "furniture opened or closed while away", min_value=0)
     return_share: float = param(
         0.5, "share of the rooms the return tour visits", min_value=0.0, max_value=1.0
+    )
+    small_house_objects: int = param(
+        9, "catalogue objects put on the small house's supports (one per asset)", min_value=0
     )
 
 
@@ -116,6 +132,7 @@ class Scenario:
     tasks: list[Task]
     last_seen: dict[int, tuple[float, np.ndarray]]
     rooms_on_return: list[str]
+    house_kind: str = "procedural"
 
 
 def task_memory_config(features_mode: str = "off") -> SceneMemoryConfig:
@@ -152,12 +169,10 @@ def nearest_first(world: TaskWorld, rooms: list[str]) -> list[str]:
     """Order ``rooms`` greedily by straight-line distance from the robot."""
     order, todo, here = [], list(rooms), world.xy.copy()
     while todo:
-        nxt = min(
-            todo, key=lambda r: float(np.hypot(*(np.array(world.scene.room(r).center_xy) - here)))
-        )
+        nxt = min(todo, key=lambda r: float(np.hypot(*(world.room_centre(r) - here))))
         order.append(nxt)
         todo.remove(nxt)
-        here = np.array(world.scene.room(nxt).center_xy)
+        here = world.room_centre(nxt)
     return order
 
 
@@ -237,19 +252,39 @@ def build_scenario(
     suite_config: SuiteConfig | None = None,
     memory_config: SceneMemoryConfig | None = None,
     house: ProceduralConfig | None = None,
+    house_kind: str = "procedural",
 ) -> Scenario:
-    """Make the house of ``seed``, run the tours and changes, and list its tasks."""
+    """Make the house of ``seed``, run the tours and changes, and list its tasks.
+
+    ``house_kind``: "procedural" (``house`` configures it) or "small_house" (the Gazebo small
+    house; its objects are drawn from ``seed``).
+
+    Raises:
+        memory_sim.change_episodes.HouseUnavailable: the small house's world file is absent.
+    """
+    if house_kind not in HOUSE_KINDS:
+        raise ValueError(f"unknown house_kind {house_kind!r}; known: {', '.join(HOUSE_KINDS)}")
     rng = np.random.default_rng(seed)
     suite_config = suite_config or SuiteConfig()
     memory_config = memory_config or task_memory_config()
-    house = copy.deepcopy(house) if house is not None else ProceduralConfig()
-    house.seed = seed
-    scene = generate_house(house)
+    if house_kind == "small_house":
+        scene = small_house_scene(
+            np.random.default_rng([seed, 4]), suite_config.small_house_objects
+        )
+    else:
+        house = copy.deepcopy(house) if house is not None else ProceduralConfig()
+        house.seed = seed
+        scene = generate_house(house)
     wc = copy.deepcopy(world_config) if world_config is not None else WorldConfig()
     wc.seed = seed
     world = TaskWorld(scene, wc)
+    if house_kind == "small_house":  # look around from the tour's stops, not the rooms' centres
+        world.room_centres.update(
+            (name, np.array(p, dtype=np.float64))
+            for name, p in zip(SMALL_HOUSE_STOP_NAMES, SMALL_HOUSE_STOPS, strict=True)
+        )
     dock_room = scene.rooms[int(rng.integers(len(scene.rooms)))]
-    dock = world.grid.nearest_free(np.array(dock_room.center_xy), max_m=3.0)
+    dock = world.grid.nearest_free(world.room_centre(dock_room.name), max_m=3.0)
     if dock is None:
         raise RuntimeError(f"seed {seed}: no free cell near the dock room's centre")
     world.xy = dock.copy()
@@ -294,6 +329,7 @@ def build_scenario(
         tasks=tasks,
         last_seen=last_seen,
         rooms_on_return=[str(r) for r in chosen],
+        house_kind=house_kind,
     )
 
 
