@@ -17,7 +17,8 @@ then visits the rooms not searched yet and spins in each: a bounded search that 
 found". Without memory every room is visited, nearest first. With memory the rooms are ranked by
 what the memory observed (:meth:`Agent._search_ranks`): first the rooms it has not observed
 since the object was last confirmed at a place, then those observed since but before it was
-known gone, nearest first within a rank; rooms observed after it was known gone are skipped.
+known gone, nearest first within a rank; rooms observed after it was known gone come last (the
+memory can miss a small object in a room it observed).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ _LOG = logging.getLogger(__name__)
 
 VARIANTS = ("no_memory", "long_term_only", "full_memory", "oracle")
 
-SKIP_RANK = 2
-"""Search rank of rooms the memory observed after the object was known gone (skipped)."""
+LAST_RANK = 2
+"""Search rank of rooms the memory observed after the object was known gone (searched last)."""
 
 
 @dataclass
@@ -347,17 +348,9 @@ class Agent:
 
         ranks = self._search_ranks(label)
         while True:
-            todo = [
-                r.name
-                for r in self.world.scene.rooms
-                if r.name not in self.searched and ranks.get(r.name, 0) < SKIP_RANK
-            ]
+            todo = [r.name for r in self.world.scene.rooms if r.name not in self.searched]
             if not todo:
-                skipped = sum(1 for r in ranks.values() if r >= SKIP_RANK)
-                self.notes.append(
-                    f"{label}: not found after searching every room"
-                    + (f" not observed since ({skipped} skipped)" if skipped else "")
-                )
+                self.notes.append(f"{label}: not found after searching every room")
                 return
             best = min(ranks.get(r, 0) for r in todo)
             room = nearest_first(self.world, [r for r in todo if ranks.get(r, 0) == best])[0]
@@ -390,7 +383,7 @@ class Agent:
         return {room: float(np.quantile(ts, q)) for room, ts in seen.items()}
 
     def _search_ranks(self, label: str) -> dict[str, int]:
-        """Room -> search rank for ``label``: lower first, :data:`SKIP_RANK` = skipped.
+        """Room -> search rank for ``label``: lower first, :data:`LAST_RANK` last.
 
         Without memory every room has rank 0 (room by room, nearest first). With memory two
         times bound when the object left the place where it was remembered: the latest time
@@ -403,8 +396,11 @@ class Agent:
         * 0: rooms not observed since it was last confirmed (it may have gone there unseen);
         * 1: rooms observed after that but before it was known gone (it may have arrived after
           the observation);
-        * :data:`SKIP_RANK`: rooms observed after it was known gone: they did not show it (a
-          present instance there would be a remembered candidate, tried before the search).
+        * :data:`LAST_RANK`: rooms observed after it was known gone: they did not show it (a
+          present instance there would be a remembered candidate, tried before the search),
+          but the memory misses small objects: on the training houses (100-103, 1000) every
+          full-memory go-to/bring failure (8 of 8) ended with such rooms skipped, so they
+          come last.
         """
         if self.services is None or self._observed is None:
             return {}
@@ -422,7 +418,7 @@ class Agent:
         ranks = {}
         for room in self.world.scene.rooms:
             t = self._observed.get(room.name, -math.inf)
-            ranks[room.name] = SKIP_RANK if t > gone else (1 if t > reference else 0)
+            ranks[room.name] = LAST_RANK if t > gone else (1 if t > reference else 0)
         return ranks
 
     def _do_inspect(self, step: Step, task: Task) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from memory_node.core.types import ChangeEvent, ChangeKind, SceneObject
 from memory_node.planner.plan import PlanContext
-from memory_node.tasks.agent import SKIP_RANK, Agent
+from memory_node.tasks.agent import LAST_RANK, Agent
 from memory_node.tasks.retrieval_eval import measure
 from memory_node.tasks.score import score
 from memory_node.tasks.suite import SuiteConfig, Task, build_scenario, fresh_memory
@@ -72,7 +72,7 @@ def test_a_never_existing_object_ends_in_a_bounded_search(scenario):
     assert searched["full_memory"] <= rooms
 
 
-def test_memory_search_skips_rooms_observed_after_the_object_was_gone(scenario):
+def test_memory_search_puts_rooms_observed_after_the_object_was_gone_last(scenario):
     a, b = (r.name for r in scenario.world.scene.rooms[:2])
     agent = Agent(scenario, "full_memory")
     agent.services = object()  # type: ignore[assignment]  # any non-None: a memory variant
@@ -81,13 +81,13 @@ def test_memory_search_skips_rooms_observed_after_the_object_was_gone(scenario):
     agent.ctx = PlanContext(task="go to the mug", objects={"obj_1": mug}, changes=[gone])
     agent._observed = {a: 6.0, b: 3.0}  # a: after it was known gone; b: before
     ranks = agent._search_ranks("mug")
-    assert ranks[a] == SKIP_RANK and ranks[b] == 1
+    assert ranks[a] == LAST_RANK and ranks[b] == 1
     assert all(r == 0 for name, r in ranks.items() if name not in (a, b))  # never observed
-    agent.ctx.changes = []  # not known gone: nothing is skipped
-    assert SKIP_RANK not in agent._search_ranks("mug").values()
+    agent.ctx.changes = []  # not known gone: no room is put last
+    assert LAST_RANK not in agent._search_ranks("mug").values()
     # a label the memory never saw: absent from what it observed since the robot was away
     agent.ctx = PlanContext(task="go to the kite", since_s=4.0)
-    assert agent._search_ranks("kite")[a] == SKIP_RANK
+    assert agent._search_ranks("kite")[a] == LAST_RANK
     assert agent._search_ranks("kite")[b] == 0
     assert Agent(scenario, "no_memory")._search_ranks("mug") == {}  # every room, nearest first
 
