@@ -28,7 +28,8 @@ BENCHES = {
     "accuracy": ["bench.bench_accuracy", "--episode", "tour_changes_tour"],
     "changes": ["bench.bench_changes"],  # held-out seeds 100-139
     "replay": ["bench.bench_replay"],
-    "tasks": ["memory_node.tasks"],  # held-out houses 1000-1015, four agent variants
+    "tasks": ["memory_node.tasks"],  # held-out houses 2000-2017 + small house, four variants
+    "tasks_ros": ["bench.bench_tasks_ros"],  # full-memory agent vs scene_memory in a process
     # 100k objects, PostgreSQL vs SQLite; 60 s soak of 3 writers with the server down for 10 s
     "fleet_storage": ["bench.bench_fleet_storage", "--soak-s", "60", "--outage-s", "10"],
     "ros_ingest": ["bench.bench_ros_ingest"],
@@ -37,6 +38,7 @@ QUICK = {
     "ingest": ["--quick"],
     "segmenter": ["--frames", "15"],
     "tasks": ["--quick"],
+    "tasks_ros": ["--seeds", "2000", "--tasks-per-house", "4"],
     "changes": ["--quick"],
     "replay": ["--frames", "60"],
     "policy_floor": ["--repeats", "2", "--steps", "3"],

@@ -10,7 +10,10 @@ back into core types, so the agent cannot tell this from :class:`CoreServices`.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
@@ -38,6 +41,7 @@ class RosServices:
     def __init__(self, client: MemoryClient, topic_prefix: str = "") -> None:
         self.client = client
         self.calls: Counter[str] = Counter()
+        self.round_trips_ms: dict[str, list[float]] = {}  # service -> each call's round trip
         node = client.node
         p = topic_prefix.rstrip("/") + "/" if topic_prefix else ""
         self._pubs = {
@@ -50,13 +54,23 @@ class RosServices:
         }
         self.frames_published = 0
 
+    def _call(self, name: str, fn: Callable[..., Any], **request: Any) -> Any:
+        """Call ``fn`` (a client method), counting the call and timing its round trip."""
+        self.calls[name] += 1
+        t0 = time.perf_counter()
+        try:
+            return fn(**request)
+        finally:
+            self.round_trips_ms.setdefault(name, []).append((time.perf_counter() - t0) * 1e3)
+
     def query_objects(
         self, text: str = "", near: np.ndarray | None = None, radius: float = 0.0, k: int = 0
     ) -> list[SceneObject]:
         """``~/query_objects`` -> core objects, best first."""
-        self.calls["query_objects"] += 1
         point = None if near is None else tuple(float(v) for v in np.asarray(near)[:3])
-        res = self.client.query(text=text, near=point, radius=radius, k=k)  # type: ignore[arg-type]
+        res = self._call(
+            "query_objects", self.client.query, text=text, near=point, radius=radius, k=k
+        )
         if not res.success:
             raise ServiceError(f"query_objects failed: {res.message}")
         out = []
@@ -81,8 +95,8 @@ class RosServices:
 
     def get_changes(self, since: float = -math.inf) -> list[ChangeEvent]:
         """``~/get_changes`` -> core change events, newest first."""
-        self.calls["get_changes"] += 1
-        res = self.client.changes(since_s=max(0.0, since) if math.isfinite(since) else 0.0)
+        since_s = max(0.0, since) if math.isfinite(since) else 0.0
+        res = self._call("get_changes", self.client.changes, since_s=since_s)
         if not res.success:
             raise ServiceError(f"get_changes failed: {res.message}")
         return [
@@ -101,8 +115,9 @@ class RosServices:
 
     def get_scene_graph(self, focus: str = "", max_tokens: int = 0) -> tuple[str, int]:
         """``~/get_scene_graph`` -> (text, token count)."""
-        self.calls["get_scene_graph"] += 1
-        res = self.client.scene_graph(focus=focus, max_tokens=max_tokens)
+        res = self._call(
+            "get_scene_graph", self.client.scene_graph, focus=focus, max_tokens=max_tokens
+        )
         if not res.success:
             raise ServiceError(f"get_scene_graph failed: {res.message}")
         return res.text, int(res.token_count)
