@@ -69,6 +69,17 @@ def looked_at(store: ObjectStore, lo, hi, stamp: float) -> None:
     store.patches.observe_space(grid, stamp)
 
 
+FAR_LO, FAR_HI = (6.0, 0.0, 0.0), (6.2, 0.2, 0.2)  # a place in another room, seen empty at 1 s
+
+
+def ball_shows_up_far(store: ObjectStore, detector: ChangeDetector, stamp: float) -> str:
+    """Confirm a ball at the far place (seen empty at 1 s), first seen 1 s before ``stamp``."""
+    looked_at(store, FAR_LO, FAR_HI, 1.0)
+    other = thing(store, "ball", FAR_LO, FAR_HI, stamp - 1.0, stamp)
+    detector.confirmed(other)
+    return other
+
+
 @pytest.fixture
 def world() -> tuple[ObjectStore, ChangeDetector]:
     store = ObjectStore(index_cell_m=0.5, patch_size_m=0.5)
@@ -133,9 +144,7 @@ def test_one_of_several_look_alikes_elsewhere_is_no_move_until_an_old_place_is_s
     store, detector = world
     ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
     twin = thing(store, "ball", (0.0, 3.0, 0.0), (0.2, 3.2, 0.2), 0.0, 10.0)  # identical
-    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)  # the camera had looked there
-    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 20.0, 21.0)
-    detector.confirmed(other)
+    other = ball_shows_up_far(store, detector, 21.0)  # the camera had looked there
     # the new ball is seen for a while (another room); the old places are not in view
     for k in range(5):
         t = 21.0 + 0.1 * k
@@ -152,9 +161,7 @@ def test_one_of_several_look_alikes_elsewhere_is_no_move_until_an_old_place_is_s
 def test_a_unique_look_alike_elsewhere_is_moved_at_once(world) -> None:
     store, detector = world
     ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
-    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)
-    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 20.0, 21.0)
-    detector.confirmed(other)
+    other = ball_shows_up_far(store, detector, 21.0)
     # the old place is not in view: the only ball of that look moved (no APPEARED first)
     events = detector.update(FrameEvidence(stamp=21.0, observed={other}, changed={other}))
     assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, ball)]
@@ -177,9 +184,7 @@ def test_look_alikes_seen_in_their_places_make_the_new_one_appeared(world) -> No
     store, detector = world
     ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
     twin = thing(store, "ball", (0.0, 3.0, 0.0), (0.2, 3.2, 0.2), 0.0, 10.0)  # identical
-    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)
-    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 20.0, 21.0)
-    detector.confirmed(other)
+    other = ball_shows_up_far(store, detector, 21.0)
     events = detector.update(FrameEvidence(stamp=21.0, observed={other}, changed={other}))
     assert events == []  # either ball may have moved there
     store.objects[ball].last_seen = 22.0  # detected in its place (as fusion records it)
@@ -200,10 +205,8 @@ def test_a_look_alike_seen_gone_before_a_new_one_shows_up_elsewhere_moved_there(
     events = frames(detector, 20.0, 5, {ball: SEEN_THROUGH})
     assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.DISAPPEARED, ball)]
     # then a ball of that look stands at a place seen empty before; the twin was just seen
-    looked_at(store, (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 1.0)
     store.objects[twin].last_seen = 24.0
-    other = thing(store, "ball", (6.0, 0.0, 0.0), (6.2, 0.2, 0.2), 25.0, 26.0)
-    detector.confirmed(other)
+    other = ball_shows_up_far(store, detector, 26.0)
     events = detector.update(FrameEvidence(stamp=26.0, observed={other}, changed={other}))
     assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, ball)]
     np.testing.assert_allclose(events[0].old_position, [0.1, 0.1, 0.1], atol=1e-6)
