@@ -158,7 +158,9 @@ def diagnose_pairing(
                     f"{topic} stopped (0 messages while {topics.get(top, top)} delivered "
                     f"{busiest}): its publisher died or stalled"
                 )
-        elif n < loss_ratio * busiest:
+        elif n < loss_ratio * busiest and busiest - n > 1:
+            # the window's edge can fall between the messages of one frame: one message short
+            # is no loss (at 2 Hz, 6 of 7 in a window warned while every frame was paired)
             causes.append(
                 f"{topic} delivered {n} of {busiest} messages: the transport drops samples; run "
                 "the publisher with the package's Fast DDS large-data profile "
@@ -166,7 +168,7 @@ def diagnose_pairing(
                 "fastdds_large_data.xml) or publish it reliable"
             )
     least = min(delivered.values())
-    if not causes and paired < loss_ratio * least:
+    if not causes and paired < loss_ratio * least and least - paired > 1:
         causes.append(
             f"only {paired} of {least} frames paired although every stream delivered: the "
             "streams' header stamps differ by more than sync.slop_s"

@@ -64,6 +64,10 @@ TOPICS = {"rgb": "rgb/image", "depth": "depth/image", "info": "rgb/camera_info"}
 def test_diagnosis_is_silent_when_every_stream_keeps_up():
     assert diagnose_pairing({"rgb": 50, "depth": 49, "info": 50}, 49, TOPICS) == []
     assert diagnose_pairing({"rgb": 3, "depth": 0, "info": 0}, 0, TOPICS) == []  # too few
+    # one message short at a low rate: the window's edge, not a loss
+    assert diagnose_pairing({"rgb": 6, "depth": 7, "info": 6}, 6, TOPICS) == []
+    assert diagnose_pairing({"rgb": 7, "depth": 7, "info": 7}, 6, TOPICS) == []
+    assert diagnose_pairing({"rgb": 7, "depth": 5, "info": 7}, 5, TOPICS) != []
 
 
 def test_diagnosis_names_a_stopped_stream_and_one_that_never_arrived():
