@@ -2,13 +2,13 @@
 
 Usage::
 
-    python -m memory_node.tasks [--seeds 1000-1015] [--quick] [--workers 2]
+    python -m memory_node.tasks [--seeds 2000-2017] [--small-house-seeds 2100-2101] [--quick]
                                 [--variants no_memory long_term_only full_memory oracle]
                                 [--llm-url http://127.0.0.1:8080/v1 --model M --api-key-env VAR]
 
 Writes ``output/bench/tasks.json`` (every outcome, the summaries, prompt retrieval) and
 ``docs/img/tasks.png``, and prints the Markdown table used in ``docs/benchmarks.md``.
-Seeds 100-103 and 1000 are the training block (the agent's and world's settings were chosen
+Seeds 100-103 and 1000 and the small house with 106 are the training block (settings were chosen
 on them); the default report block 2000-2017 is held out. Each house's result is also written
 to ``<output>.d/<seed>.json``; ``--reuse`` takes finished houses from there (a run can be
 resumed, or its houses aggregated while others still run).
@@ -232,7 +232,7 @@ def plot(summary: dict[str, Any], variants: list[str], path: Path) -> bool:
     axes[0].legend(fontsize=8)
     axes[1].set_xticks(range(len(variants)), variants, rotation=15)
     axes[1].set_ylabel("mean path per task (m)")
-    fig.suptitle("Task suite on held-out procedural houses")
+    fig.suptitle("Task suite on held-out houses (procedural and the Gazebo small house)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -243,7 +243,9 @@ def plot(summary: dict[str, Any], variants: list[str], path: Path) -> bool:
 def main(argv: list[str] | None = None) -> None:
     """Run the suite and write the report."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", default=HELD_OUT_SEEDS, help="held-out house seeds, e.g. 1000-1015")
+    p.add_argument(
+        "--seeds", default=HELD_OUT_SEEDS, help="procedural house seeds (held out: 2000-2017)"
+    )
     p.add_argument(
         "--small-house-seeds",
         default=HELD_OUT_SMALL_HOUSE,
