@@ -19,6 +19,7 @@ from memory_node.core.change import (
 )
 from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
 from memory_node.core.fusion import MappingConfig, models_from_objects
+from memory_node.core.synthetic import Box, BoxWorld, intrinsics, look_at, render
 from memory_node.core.types import ChangeKind, SceneObject
 from memory_node.core.visibility import Evidence, VisibilityConfig
 
@@ -260,6 +261,78 @@ def test_a_neighbour_of_its_kind_seen_in_place_stays(world) -> None:
     events = frames(detector, 30.0, 3, {gone: SEEN_THROUGH, stays: IN_PLACE})
     assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.DISAPPEARED, gone)]
     assert store.objects[stays].present
+
+
+# --- a thin object put on a table: "free before" from the table top seen beneath its place
+# (free_space.surface_evidence), with the free-space keyframes of a rendered camera
+
+TABLE = Box(np.array([2.5, 0.0, 0.35]), np.array([1.0, 1.0, 0.7]), "table", 1)  # top at 0.70 m
+BOOK_LO, BOOK_HI = (2.375, -0.09, 0.70), (2.625, 0.09, 0.73)  # 3 cm thick, on the table
+BOOK = Box(np.array([2.5, 0.0, 0.715]), np.array([0.25, 0.18, 0.03]), "book", 2)
+KB = intrinsics(320, 240, fov_deg=60.0)
+
+
+@pytest.fixture
+def room() -> tuple[ObjectStore, ChangeDetector, FreeSpaceMap]:
+    store = ObjectStore(index_cell_m=0.5, patch_size_m=0.5)
+    free = FreeSpaceMap(FreeSpaceConfig())
+    ctx = DetectorContext(
+        mapping=MappingConfig(),
+        association=AssociationConfig(),
+        visibility=VisibilityConfig(),
+        free_space=free.config,
+        free=free,
+    )
+    return store, ChangeDetector(ChangeConfig(), store, ctx), free
+
+
+def keyframe(
+    free: FreeSpaceMap, world: BoxWorld, stamp: float, target=(2.5, 0.0, 0.2), seed=None
+) -> None:
+    """Give the free-space map a 320x240 view from (0, 0, 1.4) (with the simulator's noise)."""
+    f = render(world, KB, look_at(np.array([0.0, 0.0, 1.4]), np.array(target)), 320, 240, stamp)
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        valid = f.depth > 0
+        f.depth[valid] += rng.standard_normal(np.count_nonzero(valid)) * (
+            0.001 + 0.0025 * f.depth[valid] ** 2
+        )
+    assert free.observe(f.depth, f.K, f.map_T_camera, stamp)
+
+
+def book_confirmed(store: ObjectStore, detector: ChangeDetector) -> list:
+    """Confirm the book (first seen at 20 s) and return the events of that frame."""
+    book = thing(store, "book", BOOK_LO, BOOK_HI, 20.0, 21.0)
+    detector.confirmed(book)
+    return detector.update(FrameEvidence(stamp=21.0, observed={book}, changed={book}))
+
+
+def test_a_thin_object_put_on_a_table_seen_empty_before_is_appeared(room) -> None:
+    store, detector, free = room
+    keyframe(free, BoxWorld([TABLE]), 1.0)  # the table, empty
+    book_pts = thing(store, "probe", BOOK_LO, BOOK_HI, 0.0, 0.0)  # the book's points
+    pts = store.objects[book_pts].points
+    store.remove(book_pts)
+    # the see-through test alone does not know the place was free: too thin to see through
+    assert free.free_before(pts, 20.0) < free.config.appeared_min_free_fraction
+    events = book_confirmed(store, detector)
+    assert [e.kind for e in events] == [ChangeKind.APPEARED]
+
+
+def test_a_thin_object_whose_place_was_never_seen_makes_no_event(room) -> None:
+    store, detector, free = room
+    keyframe(free, BoxWorld([TABLE]), 1.0, target=(-2.5, 0.0, 0.2))  # looking the other way
+    assert book_confirmed(store, detector) == []
+
+
+def test_a_thin_object_there_all_along_seen_with_depth_noise_makes_no_event(room) -> None:
+    for seed in range(3):
+        store, detector, free = room
+        free.clear()
+        for oid in list(store.models):
+            store.remove(oid)
+        keyframe(free, BoxWorld([TABLE, BOOK]), 1.0, seed=seed)  # the book was there, far
+        assert book_confirmed(store, detector) == []
 
 
 def test_old_parameter_names_are_accepted_with_a_warning() -> None:

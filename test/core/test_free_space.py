@@ -202,3 +202,118 @@ def test_restore_refuses_bad_keyframes_and_keeps_the_map(spoil, reason: str) -> 
     with pytest.raises(InvalidInput, match=reason):
         fs.restore(kf)
     assert len(fs) == 1 and fs.seen_free(pts, before=3.0).all()
+
+
+# --- surface evidence (memory_node/core/support_surface.py): a thin object put on a table
+
+TABLE = Box(np.array([2.5, 0.0, 0.35]), np.array([1.0, 1.0, 0.7]), "table", 1)  # top at 0.70 m
+BOOK = Box(np.array([2.5, 0.0, 0.715]), np.array([0.25, 0.18, 0.03]), "book", 2)  # 3 cm thick
+KB = intrinsics(320, 240, fov_deg=60.0)  # the change benchmark's camera
+
+
+def book_top(height: float = 0.73) -> np.ndarray:
+    """Points on the book's top face, as fusion would hold them."""
+    xs, ys = np.meshgrid(np.linspace(2.39, 2.61, 5), np.linspace(-0.08, 0.08, 4))
+    return np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, height)], -1)
+
+
+def table_view(fs: FreeSpaceMap, world: BoxWorld, stamp: float, seed: int | None = None) -> None:
+    """Observe the table from 2.5 m at 320x240 (``seed``: with the simulator's depth noise)."""
+    f = render(world, KB, look_at(EYE, TARGET), 320, 240, stamp)
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        valid = f.depth > 0
+        f.depth[valid] += rng.standard_normal(np.count_nonzero(valid)) * (
+            0.001 + 0.0025 * f.depth[valid] ** 2
+        )
+    fs.observe(f.depth, f.K, f.map_T_camera, stamp)
+
+
+def test_the_table_top_seen_empty_frees_the_place_of_a_thin_object_put_there() -> None:
+    fs = FreeSpaceMap(FreeSpaceConfig())
+    table_view(fs, BoxWorld([TABLE]), 1.0)  # the table, empty
+    top = book_top()
+    # hardly anything to see through: the table lies a few centimetres beyond the book's top
+    assert fs.free_before(top, 5.0) < FreeSpaceConfig().appeared_min_free_fraction
+    assert fs.surface_free(top, before=5.0).all()
+    assert not fs.surface_free(top, before=1.0).any()  # only keyframes older than `before`
+    off = FreeSpaceMap(FreeSpaceConfig(surface_evidence=False))
+    table_view(off, BoxWorld([TABLE]), 1.0)
+    assert not off.surface_free(top, before=5.0).any()
+
+
+def test_a_thin_object_that_stood_there_all_along_is_not_free() -> None:
+    for seed in range(5):
+        fs = FreeSpaceMap(FreeSpaceConfig())
+        table_view(fs, BoxWorld([TABLE, BOOK]), 1.0, seed)
+        assert not fs.surface_free(book_top(), before=5.0).any()
+
+
+def test_depth_noise_on_an_empty_table_does_not_free_the_space_just_above_it() -> None:
+    # points 1 cm above the table (within the margin): the noisy table top must not pass for
+    # a surface clearly below them; 4 cm above, it does
+    xs, ys = np.meshgrid(np.linspace(2.1, 2.9, 9), np.linspace(-0.4, 0.4, 9))
+    skin = np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, 0.71)], -1)
+    for seed in range(5):
+        fs = FreeSpaceMap(FreeSpaceConfig())
+        table_view(fs, BoxWorld([TABLE]), 1.0, seed)
+        assert not fs.surface_free(skin, before=5.0).any()
+        assert fs.surface_free(book_top(0.74), before=5.0).all()
+
+
+def test_a_place_seen_from_below_or_never_seen_has_no_surface_evidence() -> None:
+    fs = FreeSpaceMap(FreeSpaceConfig())
+    table_view(fs, BoxWorld([TABLE]), 1.0)
+    shelf = np.array([[2.5, 0.0, 1.6], [2.3, 0.2, 1.5]])  # above the camera (1.4 m)
+    elsewhere = np.array([[-2.0, 0.0, 0.5]])  # behind the camera
+    assert not fs.surface_free(shelf, before=5.0).any()
+    assert not fs.surface_free(elsewhere, before=5.0).any()
+    far = FreeSpaceMap(FreeSpaceConfig(surface_max_range_m=1.0))
+    table_view(far, BoxWorld([TABLE]), 1.0)
+    assert not far.surface_free(book_top(), before=5.0).any()  # 2.5 m > 1 m
+
+
+def test_restored_keyframes_give_no_surface_evidence() -> None:
+    fs = FreeSpaceMap(FreeSpaceConfig())
+    table_view(fs, BoxWorld([TABLE]), 1.0)
+    back = FreeSpaceMap(FreeSpaceConfig())
+    back.restore(fs.keyframes())
+    assert not back.surface_free(book_top(), before=5.0).any()
+
+
+def test_only_rays_coming_down_to_a_point_count() -> None:
+    # a ray going up to a point meets an object standing there below the point: a block whose
+    # readings all hit lower says nothing about it
+    from memory_node.core.support_surface import below_surface
+
+    point = np.array([[0.0, 0.0, 1.0]])
+    z, heights, inside = np.array([[2.0], [2.0]]), np.array([[0.9], [0.9]]), np.ones((2, 1), bool)
+    origins = np.array([[-2.0, 0.0, 1.5], [-2.0, 0.0, 0.5]])  # above, below the point
+    got = below_surface(point, origins, z, heights, inside, margin_m=0.02, max_range_m=3.0)
+    assert got[:, 0].tolist() == [True, False]
+    nan = np.full((2, 1), np.nan)
+    assert not below_surface(point, origins, z, nan, inside, 0.02, 3.0).any()  # no reading
+
+
+def test_each_point_reads_the_height_block_its_pixel_falls_in() -> None:
+    # the height grid (surface_pool_px) is finer than the depth grid (pool_px): a point must
+    # read the block of the full-resolution pixel it projects to
+    from memory_node.core.support_surface import pool_heights
+
+    cfg = FreeSpaceConfig()
+    fs = FreeSpaceMap(cfg)
+    f = render(BoxWorld([TABLE, BOOK]), KB, look_at(EYE, TARGET), 320, 240, 1.0)
+    fs.observe(f.depth, f.K, f.map_T_camera, 1.0)
+    pts = np.random.default_rng(0).uniform([1.5, -1.0, 0.0], [3.5, 1.0, 1.0], size=(300, 3))
+    got = fs._readings(pts, 5.0, heights=True)
+    assert got is not None
+    height = got[3][0]
+    camera_T_map = np.linalg.inv(f.map_T_camera)
+    pc = pts @ camera_T_map[:3, :3].T + camera_T_map[:3, 3]
+    u = np.floor(f.K[0, 0] * pc[:, 0] / pc[:, 2] + f.K[0, 2] + 0.5).astype(int)
+    v = np.floor(f.K[1, 1] * pc[:, 1] / pc[:, 2] + f.K[1, 2] + 0.5).astype(int)
+    ph = cfg.surface_pool_px
+    grid = pool_heights(f.depth, f.K, f.map_T_camera, ph, cfg.min_valid_fraction)
+    seen = (u >= 0) & (v >= 0) & (u < grid.shape[1] * ph) & (v < grid.shape[0] * ph)
+    want = grid[v[seen] // ph, u[seen] // ph]
+    np.testing.assert_allclose(height[seen], want, atol=2e-3)  # float16 storage

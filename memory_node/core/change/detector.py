@@ -693,7 +693,8 @@ class ChangeDetector:
 
         With free-space tracing (``free_space.enabled``): at least
         ``free_space.appeared_min_free_fraction`` of its points lie in voxels seen free at least
-        ``free_space.appeared_min_age_s`` before (the camera had looked through that place).
+        ``free_space.appeared_min_age_s`` before (the camera had looked through that place, or
+        seen only the surface beneath them: ``free_space.surface_evidence``).
         Without it: at least half of them lie in patches observed
         ``change.moved_place_seen_before_s`` before.
         """
@@ -703,7 +704,11 @@ class ChangeDetector:
         fs = self.ctx.free_space
         margin = self.ctx.association.box_margin_m
         if fs.enabled:
-            free = self.ctx.free.seen_free(pts, first_seen - fs.appeared_min_age_s)
+            before = first_seen - fs.appeared_min_age_s
+            free = self.ctx.free.seen_free(pts, before)
+            # or a keyframe saw, from above, only the surface beneath them (a thin object put
+            # on a table: nothing to see through; free_space.surface_evidence)
+            free |= self.ctx.free.surface_free(pts, before)
             # the place of an object since found gone, or moved away, counts as free space too
             lo, hi = pts.min(axis=0), pts.max(axis=0)
             boxes = list(self.vacated)
