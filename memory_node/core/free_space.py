@@ -82,7 +82,7 @@ class FreeSpaceConfig:
         True,
         "also count a point as free when a keyframe saw, from above, only surfaces clearly "
         "below it in the block around it (e.g. the table top under a book put there since; "
-        "memory_node/core/support_surface.py); not saved with the memory",
+        "memory_node/core/support_surface.py)",
     )
     surface_margin_m: float = param(
         0.02,
@@ -184,10 +184,12 @@ class FreeSpaceMap:
         self._height[i] = np.nan
         self._hsizes[i] = 0
         if cfg.surface_evidence and h // ph and w // ph:
-            self._height[i, : h // ph, : w // ph] = support_surface.pool_heights(
+            top = support_surface.pool_heights(
                 np.asarray(depth), np.asarray(K), np.asarray(map_T_camera), ph,
                 cfg.min_valid_fraction,
-            )  # fmt: skip
+            ).astype(np.float16)  # fmt: skip
+            top[~np.isfinite(top)] = np.nan  # no reading, or beyond float16: no evidence
+            self._height[i, : h // ph, : w // ph] = top
             self._hsizes[i] = (h // ph, w // ph)
         self._K[i], self._stamps[i] = Kp, float(stamp)
         self._T[i] = invert_transform(np.asarray(map_T_camera, np.float64))
@@ -215,23 +217,26 @@ class FreeSpaceMap:
     def keyframes(self) -> FreeSpaceKeyframes:
         """Return a copy of the keyframes, oldest first (see :meth:`restore`)."""
         order = (self._next - self._count + np.arange(self._count)) % self.config.max_keyframes
-        sizes = self._sizes[order]
+        sizes, hsizes = self._sizes[order], self._hsizes[order]
         h, w = (int(m) for m in sizes.max(axis=0)) if self._count else (0, 0)
+        hh, wh = (int(m) for m in hsizes.max(axis=0)) if self._count else (0, 0)
         return FreeSpaceKeyframes(
             depth=self._depth[order, :h, :w],
             sizes=sizes,
             K=self._K[order],
             camera_T_map=self._T[order],
             stamps=self._stamps[order],
+            heights=self._height[order, :hh, :wh].copy(),
+            height_sizes=hsizes.copy(),
         )
 
     def restore(self, keyframes: FreeSpaceKeyframes) -> None:
         """Replace the keyframes by ``keyframes`` (oldest first), e.g. from :meth:`keyframes`.
 
         Only the newest ``max_keyframes`` are kept. Questions are answered as by the map they
-        were exported from, except that the block heights of the surface evidence are not
-        exported: restored keyframes give none (:meth:`surface_free`); :meth:`observe`
-        continues after the newest one.
+        were exported from (keyframes without block heights, e.g. from files of schema version
+        3, give no surface evidence: :meth:`surface_free`); :meth:`observe` continues after the
+        newest one.
 
         Raises:
             InvalidInput: inconsistent or unusable arrays (see
@@ -253,6 +258,14 @@ class FreeSpaceMap:
         self._depth, self._sizes = depth, sizes
         self._height = np.full((m, 1, 1), np.nan, np.float16)
         self._hsizes = np.zeros((m, 2), np.int64)
+        if keyframes.heights is not None and keyframes.height_sizes is not None:
+            hsizes = np.array(np.asarray(keyframes.height_sizes)[keep], np.int64)
+            hh, wh = (max(1, int(v)) for v in hsizes.max(axis=0))
+            given_h = np.asarray(keyframes.heights)[keep]
+            self._height = np.full((m, hh, wh), np.nan, np.float16)
+            for i, (hk, wk) in enumerate(hsizes):
+                self._height[i, :hk, :wk] = given_h[i, :hk, :wk]
+            self._hsizes = hsizes
         self._K = np.array(np.asarray(keyframes.K)[keep], np.float64)
         self._T = np.array(np.asarray(keyframes.camera_T_map)[keep], np.float64)
         self._stamps = np.array(np.asarray(keyframes.stamps)[keep], np.float64)

@@ -12,7 +12,10 @@ File layout (schema version :data:`SCHEMA_VERSION`, journal mode WAL):
 * ``free_space`` (added in version 3; files of versions 1 and 2 load without keyframes): one
   row per free-space keyframe, oldest first (column ``idx``): ``stamp``, ``height``,
   ``width`` of the pooled image, ``K`` (3, 3) and ``camera_T_map`` (4, 4) float64 blobs,
-  ``depth`` (height, width) float16 blob (metres, 0 = no evidence).
+  ``depth`` (height, width) float16 blob (metres, 0 = no evidence);
+* ``surface_heights`` (added in version 4; keyframes of older files load without them): one
+  row per keyframe with block heights (column ``idx`` = its ``free_space`` row): ``height``,
+  ``width``, ``heights`` (height, width) float16 blob (map-frame z, NaN = no evidence).
 
 Saves are atomic: the file is written under a temporary name in the destination directory
 (without a journal: nobody else sees it yet), switched to WAL mode, closed, fsynced and moved
@@ -53,7 +56,7 @@ from memory_node.core.types import (
 
 _LOG = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version written to and required in the ``schema`` table."""
 
 _SCHEMA = """
@@ -113,6 +116,12 @@ CREATE TABLE free_space (
     K BLOB NOT NULL,
     camera_T_map BLOB NOT NULL,
     depth BLOB NOT NULL
+);
+CREATE TABLE surface_heights (
+    idx INTEGER PRIMARY KEY,
+    height INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    heights BLOB NOT NULL
 );
 """
 
@@ -188,6 +197,17 @@ def _free_space_rows(keyframes: FreeSpaceKeyframes) -> Iterator[tuple[Any, ...]]
             _blob(T[i], _F64),
             _blob(depth[i, :h, :w], _F16),
         )
+
+
+def _surface_rows(keyframes: FreeSpaceKeyframes) -> Iterator[tuple[Any, ...]]:
+    """Yield one ``surface_heights`` row per keyframe with block heights, without padding."""
+    if keyframes.heights is None or keyframes.height_sizes is None:
+        return
+    heights, hsizes = np.asarray(keyframes.heights), np.asarray(keyframes.height_sizes)
+    for i in range(len(keyframes)):
+        h, w = int(hsizes[i, 0]), int(hsizes[i, 1])
+        if h and w:
+            yield (i, h, w, _blob(heights[i, :h, :w], _F16))
 
 
 def _fsync_dir(directory: str) -> None:
@@ -308,6 +328,9 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
             conn.executemany(
                 "INSERT INTO free_space VALUES (?,?,?,?,?,?,?)", _free_space_rows(keyframes)
             )
+            conn.executemany(
+                "INSERT INTO surface_heights VALUES (?,?,?,?)", _surface_rows(keyframes)
+            )
             conn.execute("COMMIT")
             if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
                 raise sqlite3.OperationalError("could not switch the file to WAL mode")
@@ -354,8 +377,33 @@ def _array(blob: bytes, dtype: np.dtype, what: str, shape: tuple[int, ...]) -> n
     return arr.reshape(shape).astype(dtype.newbyteorder("="), copy=True)
 
 
-def _read_free_space(conn: sqlite3.Connection) -> FreeSpaceKeyframes:
-    """Read the ``free_space`` table; a bad row raises :class:`InvalidInput` naming it."""
+def _read_surface_heights(conn: sqlite3.Connection, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read the ``surface_heights`` table into (heights, height_sizes) for ``n`` keyframes."""
+    rows: dict[int, np.ndarray] = {}
+    for idx, height, width, blob in conn.execute(
+        "SELECT idx, height, width, heights FROM surface_heights ORDER BY idx"
+    ):
+        what = f"surface_heights row {idx}"
+        if not isinstance(idx, int) or not 0 <= idx < n:
+            raise InvalidInput(f"corrupt memory file: {what} names no free_space keyframe")
+        if not isinstance(height, int) or not isinstance(width, int) or height < 1 or width < 1:
+            raise InvalidInput(f"corrupt memory file: {what} has size {height!r} x {width!r}")
+        rows[idx] = _array(blob, _F16, f"{what} heights", (height, width))
+    hsizes = np.zeros((n, 2), np.int64)
+    for i, a in rows.items():
+        hsizes[i] = a.shape
+    hh, wh = (int(v) for v in hsizes.max(axis=0)) if n else (0, 0)
+    heights = np.full((n, hh, wh), np.nan, np.float16)
+    for i, a in rows.items():
+        heights[i, : a.shape[0], : a.shape[1]] = a
+    return heights, hsizes
+
+
+def _read_free_space(conn: sqlite3.Connection, with_heights: bool) -> FreeSpaceKeyframes:
+    """Read the ``free_space`` table (and ``surface_heights`` with ``with_heights``).
+
+    A bad row raises :class:`InvalidInput` naming it.
+    """
     rows: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
     for idx, stamp, height, width, K, T, depth in conn.execute(
         "SELECT idx, stamp, height, width, K, camera_T_map, depth FROM free_space ORDER BY idx"
@@ -383,6 +431,8 @@ def _read_free_space(conn: sqlite3.Connection) -> FreeSpaceKeyframes:
         camera_T_map=np.array([t for _, _, t, _ in rows]).reshape(-1, 4, 4),
         stamps=np.array([s for s, _, _, _ in rows], np.float64),
     )
+    if with_heights:
+        keyframes.heights, keyframes.height_sizes = _read_surface_heights(conn, len(rows))
     try:
         keyframes.validate()
     except InvalidInput as exc:
@@ -395,14 +445,16 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
     if "schema" not in tables:
         raise InvalidInput("not a memory_node memory file: no schema table")
     versions = [row[0] for row in conn.execute("SELECT version FROM schema")]
-    if versions not in ([1], [2], [SCHEMA_VERSION]):
+    if versions not in ([1], [2], [3], [SCHEMA_VERSION]):
         raise InvalidInput(
             f"unsupported memory file schema version {versions} (this build reads 1 to "
             f"{SCHEMA_VERSION})"
         )
     required = {"meta", "objects", "zones", "relations", "changes"}
-    if versions == [SCHEMA_VERSION]:
+    if versions[0] >= 3:
         required.add("free_space")  # versions 1 and 2 have no keyframes
+    if versions == [SCHEMA_VERSION]:
+        required.add("surface_heights")  # version 3 has keyframes without block heights
     missing = required - tables
     if missing:
         raise InvalidInput(f"corrupt memory file: missing tables {sorted(missing)}")
@@ -490,7 +542,11 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
         changes=changes,
         next_object_index=next_index,
         meta=meta,
-        free_space=_read_free_space(conn) if "free_space" in required else None,
+        free_space=(
+            _read_free_space(conn, "surface_heights" in required)
+            if "free_space" in required
+            else None
+        ),
     )
 
 

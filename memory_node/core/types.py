@@ -188,6 +188,11 @@ class FreeSpaceKeyframes:
         K: (n, 3, 3) float64 intrinsics of each pooled image.
         camera_T_map: (n, 4, 4) float64 pose of the map in each keyframe's optical frame.
         stamps: (n,) float64 seconds.
+        heights: (n, hh, wh) float16 highest map-frame z per block of the surface evidence
+            (:mod:`~.support_surface`), NaN = no evidence; keyframe ``i`` is
+            ``heights[i, :height_sizes[i, 0], :height_sizes[i, 1]]``. None = none kept.
+        height_sizes: (n, 2) int64 (rows, columns) of each keyframe's heights, (0, 0) = none;
+            None exactly when ``heights`` is None.
     """
 
     depth: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float16))
@@ -195,6 +200,8 @@ class FreeSpaceKeyframes:
     K: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
     camera_T_map: np.ndarray = field(default_factory=lambda: np.zeros((0, 4, 4)))
     stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    heights: np.ndarray | None = None
+    height_sizes: np.ndarray | None = None
 
     def __len__(self) -> int:
         """Return the number of keyframes."""
@@ -253,6 +260,26 @@ class FreeSpaceKeyframes:
         with np.errstate(invalid="ignore"):
             spoilt = (np.isnan(sub) | (sub < 0)).any(axis=(1, 2))
         bad(np.isin(np.arange(n), suspect[spoilt]), "depth has NaN or negatives")
+        self._validate_heights(n, bad)
+
+    def _validate_heights(self, n: int, bad: Any) -> None:
+        if self.heights is None and self.height_sizes is None:
+            return
+        if self.heights is None or self.height_sizes is None:
+            raise InvalidInput("keyframe heights and height_sizes must be given together")
+        heights, hsizes = np.asarray(self.heights), np.asarray(self.height_sizes)
+        if heights.ndim != 3 or heights.shape[0] != n:
+            raise InvalidInput(f"keyframe heights has shape {heights.shape}, expected ({n}, *, *)")
+        if hsizes.shape != (n, 2) or not np.issubdtype(hsizes.dtype, np.integer):
+            raise InvalidInput(
+                f"keyframe height_sizes has shape {hsizes.shape}, expected ({n}, 2)"
+            )
+        if not np.issubdtype(heights.dtype, np.floating):
+            raise InvalidInput(f"keyframe heights must be floating point, got {heights.dtype}")
+        bad((hsizes < 0).any(axis=1), "height size is negative")
+        over = (hsizes[:, 0] > heights.shape[1]) | (hsizes[:, 1] > heights.shape[2])
+        bad(over, "height size exceeds heights")
+        bad(np.isinf(heights).any(axis=(1, 2)), "heights has infinities")
 
 
 @dataclass

@@ -273,12 +273,20 @@ def test_a_place_seen_from_below_or_never_seen_has_no_surface_evidence() -> None
     assert not far.surface_free(book_top(), before=5.0).any()  # 2.5 m > 1 m
 
 
-def test_restored_keyframes_give_no_surface_evidence() -> None:
+def test_restored_keyframes_keep_their_surface_evidence_unless_exported_without_it() -> None:
     fs = FreeSpaceMap(FreeSpaceConfig())
     table_view(fs, BoxWorld([TABLE]), 1.0)
     back = FreeSpaceMap(FreeSpaceConfig())
     back.restore(fs.keyframes())
+    assert back.surface_free(book_top(), before=5.0).all()
+    skin = book_top(0.71)  # within the margin above the table: not free, as in the saved map
+    assert not back.surface_free(skin, before=5.0).any() and not fs.surface_free(skin, 5.0).any()
+    # keyframes without block heights (a file of schema version 3): no surface evidence
+    old = fs.keyframes()
+    old.heights, old.height_sizes = None, None
+    back.restore(old)
     assert not back.surface_free(book_top(), before=5.0).any()
+    assert len(back) == len(fs)
 
 
 def test_only_rays_coming_down_to_a_point_count() -> None:

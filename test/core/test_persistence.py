@@ -46,7 +46,17 @@ def make_keyframes(n: int = 7, seed: int = 0) -> FreeSpaceKeyframes:
         T[i, :3, :3] = q * np.sign(np.linalg.det(q))
         T[i, :3, 3] = rng.normal(size=3)
     stamps = 50.0 + np.cumsum(rng.random(n) + 1.0 / 3.0)
-    return FreeSpaceKeyframes(depth=depth, sizes=sizes, K=K, camera_T_map=T, stamps=stamps)
+    # block heights: some keyframes without (0, 0), NaN = no evidence in a block
+    hsizes = np.array([(0, 0) if i % 4 == 1 else (3, 4) if i % 2 else (2, 3) for i in range(n)])
+    heights = np.full((n, 3, 4), np.nan, np.float16)
+    for i, (h, w) in enumerate(hsizes):
+        block = rng.uniform(-0.5, 2.0, size=(h, w)).astype(np.float16)
+        block[rng.random((h, w)) < 0.3] = np.nan
+        heights[i, :h, :w] = block
+    return FreeSpaceKeyframes(
+        depth=depth, sizes=sizes, K=K, camera_T_map=T, stamps=stamps,
+        heights=heights, height_sizes=hsizes.astype(np.int64),
+    )  # fmt: skip
 
 
 def make_snapshot(n: int = 20, seed: int = 0) -> MemorySnapshot:
@@ -165,6 +175,13 @@ def assert_same_keyframes(a: FreeSpaceKeyframes | None, b: FreeSpaceKeyframes | 
     for name in ("K", "camera_T_map", "stamps"):
         x, y = getattr(a, name), getattr(b, name)
         assert y.dtype == np.float64 and np.array_equal(x, y), name
+    if a.heights is None:
+        assert b.heights is None and b.height_sizes is None
+        return
+    assert b.heights is not None and b.height_sizes is not None and a.height_sizes is not None
+    assert np.array_equal(a.height_sizes, b.height_sizes)
+    for i, (h, w) in enumerate(a.height_sizes):  # each keyframe's own blocks, NaN included
+        assert np.array_equal(a.heights[i, :h, :w], b.heights[i, :h, :w], equal_nan=True)
 
 
 def test_round_trip_is_exact(tmp_path: Path) -> None:
@@ -230,12 +247,49 @@ def test_version_2_files_still_load_without_keyframes(tmp_path: Path) -> None:
     assert loaded.free_space is None
     snap.free_space = None
     assert_same(snap, loaded)
-    # a version-3 file must have the table
+    # a file of version 3 or later must have the table
     path3 = tmp_path / "v3.db"
     save_memory(str(path3), make_snapshot(2))
     run_sql(path3, "DROP TABLE free_space")
     with pytest.raises(InvalidInput, match=r"missing tables \['free_space'\]"):
         load_memory(str(path3))
+
+
+def test_version_3_files_load_keyframes_without_block_heights(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    snap = make_snapshot(4)
+    save_memory(str(path), snap)
+    run_sql(path, "DROP TABLE surface_heights")
+    run_sql(path, "UPDATE schema SET version = 3")
+    loaded = load_memory(str(path))
+    assert loaded.free_space is not None and loaded.free_space.heights is None
+    assert snap.free_space is not None
+    snap.free_space.heights, snap.free_space.height_sizes = None, None
+    assert_same(snap, loaded)
+    # a version-4 file must have the block heights' table
+    path4 = tmp_path / "v4.db"
+    save_memory(str(path4), make_snapshot(2))
+    run_sql(path4, "DROP TABLE surface_heights")
+    with pytest.raises(InvalidInput, match=r"missing tables \['surface_heights'\]"):
+        load_memory(str(path4))
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("UPDATE surface_heights SET idx = 40 WHERE idx = 0", "row 40 names no free_space"),
+        ("UPDATE surface_heights SET height = 0 WHERE idx = 2", "row 2 has size 0 x"),
+        ("UPDATE surface_heights SET heights = substr(heights, 3) WHERE idx = 3", "row 3 heights"),
+        ("UPDATE surface_heights SET heights = ? WHERE idx = 3", "keyframe 3 of 7: heights"),
+    ],
+)
+def test_load_refuses_corrupt_block_height_rows(tmp_path: Path, sql: str, reason: str) -> None:
+    path = tmp_path / "memory.db"
+    save_memory(str(path), MemorySnapshot(free_space=make_keyframes(7)))
+    inf = np.full(12, np.inf, "<f2").tobytes()  # 3 x 4 infinities
+    run_sql(path, sql, *((inf,) if "?" in sql else ()))
+    with pytest.raises(InvalidInput, match=reason):
+        load_memory(str(path))
 
 
 def test_keyframes_are_stored_without_padding_in_their_own_table(tmp_path: Path) -> None:
