@@ -110,6 +110,19 @@ class FreeSpaceConfig:
     )
 
 
+def _own_pixels(given: np.ndarray, sizes: np.ndarray, fill: float) -> np.ndarray:
+    """Copy keyframe i's own ``sizes[i]`` pixels of ``given`` into a new float16 array.
+
+    The rest (padding) is ``fill``; the array is at least 1 x 1 per keyframe.
+    """
+    m = sizes.shape[0]
+    h, w = (max(1, int(v)) for v in sizes.max(axis=0)) if m else (1, 1)
+    out = np.full((m, h, w), fill, np.float16)
+    for i, (hk, wk) in enumerate(sizes):
+        out[i, :hk, :wk] = given[i, :hk, :wk]
+    return out
+
+
 class FreeSpaceMap:
     """Ring buffer of pooled depth keyframes with poses; see the module docstring."""
 
@@ -247,11 +260,7 @@ class FreeSpaceMap:
         keep = slice(max(0, n - self.config.max_keyframes), n)
         sizes = np.array(np.asarray(keyframes.sizes)[keep], np.int64)
         m = sizes.shape[0]
-        h, w = (int(v) for v in sizes.max(axis=0)) if m else (1, 1)
-        given = np.asarray(keyframes.depth)[keep]
-        depth = np.zeros((m, h, w), np.float16)
-        for i, (hk, wk) in enumerate(sizes):  # only the keyframe's own pixels; padding stays 0
-            depth[i, :hk, :wk] = given[i, :hk, :wk]
+        depth = _own_pixels(np.asarray(keyframes.depth)[keep], sizes, 0.0)
         self.clear()
         if m == 0:
             return
@@ -259,13 +268,8 @@ class FreeSpaceMap:
         self._height = np.full((m, 1, 1), np.nan, np.float16)
         self._hsizes = np.zeros((m, 2), np.int64)
         if keyframes.heights is not None and keyframes.height_sizes is not None:
-            hsizes = np.array(np.asarray(keyframes.height_sizes)[keep], np.int64)
-            hh, wh = (max(1, int(v)) for v in hsizes.max(axis=0))
-            given_h = np.asarray(keyframes.heights)[keep]
-            self._height = np.full((m, hh, wh), np.nan, np.float16)
-            for i, (hk, wk) in enumerate(hsizes):
-                self._height[i, :hk, :wk] = given_h[i, :hk, :wk]
-            self._hsizes = hsizes
+            self._hsizes = np.array(np.asarray(keyframes.height_sizes)[keep], np.int64)
+            self._height = _own_pixels(np.asarray(keyframes.heights)[keep], self._hsizes, np.nan)
         self._K = np.array(np.asarray(keyframes.K)[keep], np.float64)
         self._T = np.array(np.asarray(keyframes.camera_T_map)[keep], np.float64)
         self._stamps = np.array(np.asarray(keyframes.stamps)[keep], np.float64)

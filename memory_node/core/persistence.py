@@ -389,14 +389,22 @@ def _read_surface_heights(conn: sqlite3.Connection, n: int) -> tuple[np.ndarray,
         if not isinstance(height, int) or not isinstance(width, int) or height < 1 or width < 1:
             raise InvalidInput(f"corrupt memory file: {what} has size {height!r} x {width!r}")
         rows[idx] = _array(blob, _F16, f"{what} heights", (height, width))
-    hsizes = np.zeros((n, 2), np.int64)
-    for i, a in rows.items():
-        hsizes[i] = a.shape
-    hh, wh = (int(v) for v in hsizes.max(axis=0)) if n else (0, 0)
-    heights = np.full((n, hh, wh), np.nan, np.float16)
-    for i, a in rows.items():
-        heights[i, : a.shape[0], : a.shape[1]] = a
-    return heights, hsizes
+    return _stack(rows, n, np.nan)
+
+
+def _stack(blocks: dict[int, np.ndarray], n: int, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pad the (h, w) images of keyframes 0..n-1 (index -> image) into one (n, H, W) float16.
+
+    Returns the array (padding ``fill``) and the (n, 2) int64 sizes, (0, 0) where none.
+    """
+    sizes = np.zeros((n, 2), np.int64)
+    for i, a in blocks.items():
+        sizes[i] = a.shape
+    h, w = (int(v) for v in sizes.max(axis=0)) if n else (0, 0)
+    out = np.full((n, h, w), fill, np.float16)
+    for i, a in blocks.items():
+        out[i, : a.shape[0], : a.shape[1]] = a
+    return out, sizes
 
 
 def _read_free_space(conn: sqlite3.Connection, with_heights: bool) -> FreeSpaceKeyframes:
@@ -419,11 +427,7 @@ def _read_free_space(conn: sqlite3.Connection, with_heights: bool) -> FreeSpaceK
             if not np.isfinite(arr).all():
                 raise InvalidInput(f"corrupt memory file: {what} {name} is not finite")
         rows.append((float(stamp), k, t, _array(depth, _F16, f"{what} depth", (height, width))))
-    sizes = np.array([d.shape for _, _, _, d in rows], np.int64).reshape(-1, 2)
-    h, w = (int(v) for v in sizes.max(axis=0)) if rows else (0, 0)
-    depth_all = np.zeros((len(rows), h, w), np.float16)
-    for i, (_, _, _, d) in enumerate(rows):
-        depth_all[i, : d.shape[0], : d.shape[1]] = d
+    depth_all, sizes = _stack({i: d for i, (_, _, _, d) in enumerate(rows)}, len(rows), 0.0)
     keyframes = FreeSpaceKeyframes(
         depth=depth_all,
         sizes=sizes,
