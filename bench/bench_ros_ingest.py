@@ -156,6 +156,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def ingestion_values(msg: Any) -> dict[str, str] | None:
+    """Return the key-values of scene_memory's ingestion status in a DiagnosticArray, or None."""
+    for s in msg.status:
+        if s.name.endswith("scene_memory: ingestion"):
+            return {kv.key: kv.value for kv in s.values}
+    return None
+
+
 class Client:
     """Reads the node's /diagnostics counters and times ~/query_objects."""
 
@@ -178,9 +186,9 @@ class Client:
         self.thread.start()
 
     def _on_diag(self, msg: Any) -> None:
-        for s in msg.status:
-            if s.name.endswith("scene_memory: ingestion"):
-                self.values = {kv.key: kv.value for kv in s.values}
+        values = ingestion_values(msg)
+        if values is not None:
+            self.values = values
 
     def counter(self, key: str) -> int:
         """Return a counter of the last diagnostics message (0 before any)."""

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.bench_ros_ingest import ingestion_values
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "output" / "bench" / "tasks_ros.json"
 
@@ -46,10 +48,10 @@ class Diagnostics:
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
 
     def _on_diag(self, msg: Any) -> None:
-        for s in msg.status:
-            if s.name.endswith("scene_memory: ingestion"):
-                self.values = {kv.key: kv.value for kv in s.values}
-                self.received.set()
+        values = ingestion_values(msg)
+        if values is not None:
+            self.values = values
+            self.received.set()
 
     def counters(self) -> dict[str, int]:
         """Frames paired, ingested, skipped, rejected and messages delivered (since start)."""
