@@ -220,14 +220,27 @@ def run_sql(path: Path, sql: str, *args: object) -> None:
         conn.close()
 
 
+def older_file(path: Path, snap: MemorySnapshot, table: str, version: int) -> None:
+    """Save ``snap`` as a file of schema ``version``, written before ``table`` existed."""
+    save_memory(str(path), snap)
+    run_sql(path, f"DROP TABLE {table}")
+    run_sql(path, f"UPDATE schema SET version = {version}")
+
+
+def assert_table_required(path: Path, table: str) -> None:
+    """Check that a file of the current version without ``table`` is refused, naming it."""
+    save_memory(str(path), make_snapshot(2))
+    run_sql(path, f"DROP TABLE {table}")
+    with pytest.raises(InvalidInput, match=rf"missing tables \['{table}'\]"):
+        load_memory(str(path))
+
+
 def test_version_1_files_still_load(tmp_path: Path) -> None:
     """A file written before the appearance column existed loads, without appearances."""
     path = tmp_path / "v1.db"
     snap = make_snapshot(6)
-    save_memory(str(path), snap)
+    older_file(path, snap, "free_space", 1)
     run_sql(path, "ALTER TABLE objects DROP COLUMN appearance")
-    run_sql(path, "DROP TABLE free_space")
-    run_sql(path, "UPDATE schema SET version = 1")
     loaded = load_memory(str(path))
     assert [o.appearance for o in loaded.objects] == [None] * 6
     assert loaded.free_space is None
@@ -240,38 +253,24 @@ def test_version_1_files_still_load(tmp_path: Path) -> None:
 def test_version_2_files_still_load_without_keyframes(tmp_path: Path) -> None:
     path = tmp_path / "v2.db"
     snap = make_snapshot(6)
-    save_memory(str(path), snap)
-    run_sql(path, "DROP TABLE free_space")
-    run_sql(path, "UPDATE schema SET version = 2")
+    older_file(path, snap, "free_space", 2)
     loaded = load_memory(str(path))
     assert loaded.free_space is None
     snap.free_space = None
     assert_same(snap, loaded)
-    # a file of version 3 or later must have the table
-    path3 = tmp_path / "v3.db"
-    save_memory(str(path3), make_snapshot(2))
-    run_sql(path3, "DROP TABLE free_space")
-    with pytest.raises(InvalidInput, match=r"missing tables \['free_space'\]"):
-        load_memory(str(path3))
+    assert_table_required(tmp_path / "v4.db", "free_space")  # version 3 on must have it
 
 
 def test_version_3_files_load_keyframes_without_block_heights(tmp_path: Path) -> None:
     path = tmp_path / "v3.db"
     snap = make_snapshot(4)
-    save_memory(str(path), snap)
-    run_sql(path, "DROP TABLE surface_heights")
-    run_sql(path, "UPDATE schema SET version = 3")
+    older_file(path, snap, "surface_heights", 3)
     loaded = load_memory(str(path))
     assert loaded.free_space is not None and loaded.free_space.heights is None
     assert snap.free_space is not None
     snap.free_space.heights, snap.free_space.height_sizes = None, None
     assert_same(snap, loaded)
-    # a version-4 file must have the block heights' table
-    path4 = tmp_path / "v4.db"
-    save_memory(str(path4), make_snapshot(2))
-    run_sql(path4, "DROP TABLE surface_heights")
-    with pytest.raises(InvalidInput, match=r"missing tables \['surface_heights'\]"):
-        load_memory(str(path4))
+    assert_table_required(tmp_path / "v4.db", "surface_heights")
 
 
 @pytest.mark.parametrize(
