@@ -28,6 +28,15 @@ from memory_sim.simulator import SimConfig, SimStep, Simulator
 DOOR_LABELS = ("door",)
 """Labels the robot can pass through (a door leaf swings open): not obstacles on the grid."""
 
+
+def blocks_robot(bottom_z: float, top_z: float) -> bool:
+    """Whether something spanning ``bottom_z``..``top_z`` (map z, metres) is in the robot's way.
+
+    Above 5 cm (a rug is not) and reaching below 1.5 m (a shelf above the robot is not).
+    """
+    return top_z > 0.05 and bottom_z < 1.5
+
+
 WALL_SECTION_HEIGHTS_M = (0.2, 0.7, 1.2)
 """Heights at which mesh walls are cut to find where they stand (see :func:`wall_footprints`)."""
 
@@ -38,12 +47,12 @@ def wall_footprints(
     """Return the xy boxes a structure object (walls) blocks at the robot's height.
 
     ``lo``, ``hi``: its (3,) bounding box. Walls made of primitives (a procedural house: one box
-    each) block their bounding box when it reaches below 1.5 m. Mesh walls (an imported house:
+    each) block their bounding box when :func:`blocks_robot`. Mesh walls (an imported house:
     one mesh for every wall, whose box is the whole house) block where horizontal cuts at
     :data:`WALL_SECTION_HEIGHTS_M` meet them: each cut segment becomes one box when it runs
     along an axis, else boxes of at most ``piece_m``.
     """
-    if hi[2] <= 0.05 or lo[2] >= 1.5:
+    if not blocks_robot(lo[2], hi[2]):
         return []
     if all(p.shape != "mesh" for p in spec.parts):
         return [(lo[:2].copy(), hi[:2].copy())]
@@ -205,7 +214,7 @@ class TaskWorld:
         if self._grid is None or self._grid_changes != len(self.sim.log.changes):
             obstacles = list(self._walls)
             for o in self.sim.objects():
-                if o.label in DOOR_LABELS or o.box_max[2] <= 0.05 or o.box_min[2] >= 1.5:
+                if o.label in DOOR_LABELS or not blocks_robot(o.box_min[2], o.box_max[2]):
                     continue
                 if not o.static and o.box_min[2] > 0.1:
                     continue  # a small object on furniture: the furniture is the obstacle
