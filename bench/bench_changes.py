@@ -42,8 +42,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from memory_node.eval_changes import EpisodeScore, score_episode, summarize
-from memory_node.evaluation import KINDS, MemObject
+from memory_node.evaluation import KINDS, MemObject, mark_new_places
 
 TARGETS = {
     "precision": 0.90,
@@ -119,7 +121,10 @@ def run_episode(
     events: list[ChangeEvent] = []
     rejected: dict[str, int] = {}
     ingest_s = 0.0
+    views = []  # every 4th pixel's depth, with K to match: was a new place shown before?
     for frame in source:
+        scale = np.diag([0.25, 0.25, 1.0])
+        views.append((np.array(frame.depth[::4, ::4]), scale @ frame.K, frame.map_T_camera))
         t1 = time.monotonic()
         try:
             memory.ingest(frame)
@@ -129,6 +134,7 @@ def run_episode(
         ingest_s += time.monotonic() - t1
         events.extend(memory.drain_events())
     gt = source.ground_truth
+    mark_new_places(gt, views, ce.sim_config(width, height).vacated_range_m)
     objects = [
         MemObject(o.id, o.label, o.center, o.size, o.present, o.last_seen, o.state)
         for o in memory.snapshot().objects

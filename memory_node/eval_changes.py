@@ -12,7 +12,10 @@ Definitions:
   (:func:`memory_node.evaluation.observable_changes`, the rule): e.g. a move whose new place the
   camera never showed is a DISAPPEARED at its old place, a change the camera never showed after
   it happened counts in no recall (``unobservable``), a change to an object shown in fewer than
-  ``min_frames_seen`` frames before it cannot be told from an addition;
+  ``min_frames_seen`` frames before it cannot be told from an addition, and an object added or
+  moved to a place the camera had not shown before the change cannot be told from one seen
+  for the first time (``unforeseen``: an addition there counts in no recall, a move there is a
+  DISAPPEARED at its old place);
 * an event matches a true change by :func:`memory_node.evaluation.pair_changes` (same kind
   and label, stamped at or after the change, within ``max_distance_m`` of its position;
   one-to-one with the least total distance);
@@ -76,6 +79,7 @@ class KindCounts:
     gt: int = 0  # true changes observable as this kind (the recall's denominator)
     true_changes: int = 0  # true changes of this kind, observable or not
     unobservable: int = 0  # of those, the camera showed too little to tell any event
+    unforeseen: int = 0  # of those, the place taken had not been shown before the change
     reported: int = 0  # events of this kind, excused ones left out
     true_positives: int = 0
     delays_s: list[float] = field(default_factory=list)
@@ -88,6 +92,7 @@ class KindCounts:
         self.gt += other.gt
         self.true_changes += other.true_changes
         self.unobservable += other.unobservable
+        self.unforeseen += other.unforeseen
         self.reported += other.reported
         self.true_positives += other.true_positives
         self.delays_s += other.delays_s
@@ -202,6 +207,8 @@ def score_episode(
         k.true_changes = sum(1 for c in changes if c["kind"] == kind)
         k.unobservable = sum(1 for c, o in zip(changes, obs, strict=True)
                              if c["kind"] == kind and not o.kind)  # fmt: skip
+        k.unforeseen = sum(1 for c, o in zip(changes, obs, strict=True)
+                           if c["kind"] == kind and not o.foreseen)  # fmt: skip
         mine = [j for j, e in enumerate(after) if e.kind.name == kind]
         k.reported = sum(1 for j in mine if j not in excused)
         k.true_positives = len(pairs[kind])
@@ -313,6 +320,7 @@ def summarize(scores: Iterable[EpisodeScore]) -> dict[str, Any]:
             "recall": _ratio(k.true_positives, k.gt),
             "true_changes": k.true_changes,
             "unobservable": k.unobservable,
+            "unforeseen": k.unforeseen,
             "excused": k.excused,
             "median_delay_s": float(np.median(k.delays_s)) if k.delays_s else math.nan,
             "delays_over_1s": sum(1 for d in k.delays_s if d > 1.0 + 1e-9),

@@ -229,27 +229,116 @@ class ChangeMetrics:
     unviewed: list[str] = field(default_factory=list)
 
 
+BOX_SAMPLE_FRACTIONS = (0.2, 0.5, 0.8)  # where a box is sampled along each side
+PLACE_TOLERANCE_M = 0.05  # a reading this much nearer than a place still shows the place
+
+
+def box_samples(box_min: Any, box_max: Any) -> np.ndarray:
+    """Return (27, 3) points inside a box, at 0.2, 0.5 and 0.8 of each side."""
+    lo, hi = np.asarray(box_min, float), np.asarray(box_max, float)
+    t = np.array(BOX_SAMPLE_FRACTIONS)
+    grid = np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3)
+    return np.asarray(lo + grid * (hi - lo))
+
+
+def share_in_view(
+    points: np.ndarray,
+    depth: np.ndarray,
+    K: np.ndarray,
+    camera_T_map: np.ndarray,
+    max_range_m: float,
+) -> float:
+    """Share of ``points`` (map frame) that a depth image shows: the place, or what is behind it.
+
+    A point counts when it projects inside the image, lies in front of the camera within
+    ``max_range_m``, and the depth there is a reading no nearer than the point (less
+    ``PLACE_TOLERANCE_M``): nothing hides it. Used for a place an object left (seen empty) and
+    for a place an object is about to take (seen before, so that it can be new there).
+    """
+    pc = points @ camera_T_map[:3, :3].T + camera_T_map[:3, 3]
+    z = pc[:, 2]
+    front = (z > 1e-3) & (z <= max_range_m)
+    if not front.any():
+        return 0.0
+    h, w = depth.shape
+    u = K[0, 0] * pc[front, 0] / z[front] + K[0, 2]
+    v = K[1, 1] * pc[front, 1] / z[front] + K[1, 2]
+    ui, vi = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    inside = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
+    reading = depth[vi[inside], ui[inside]]
+    seen = (reading > 0) & (reading >= z[front][inside] - PLACE_TOLERANCE_M)
+    return float(np.count_nonzero(seen)) / points.shape[0]
+
+
+def new_places(gt: dict[str, Any]) -> dict[int, tuple[float, np.ndarray]]:
+    """Return change index -> (stamp, box samples) of the place each addition or move takes."""
+    boxes: dict[tuple[str, float], Any] = {}
+    for o in gt.get("objects", []):
+        for h in o.get("history", []):
+            if h.get("present", True):
+                boxes[(str(o["instance_id"]), float(h["stamp"]))] = (h["box_min"], h["box_max"])
+    out = {}
+    for i, c in enumerate(gt.get("changes", [])):
+        box = boxes.get((str(c["instance_id"]), float(c["stamp"])))
+        if c["kind"] in ("APPEARED", "MOVED") and box is not None:
+            out[i] = (float(c["stamp"]), box_samples(*box))
+    return out
+
+
+def mark_new_places(
+    gt: dict[str, Any],
+    views: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    max_range_m: float,
+) -> None:
+    """Record in each frame truth how much of each coming addition's or move's place it shows.
+
+    ``views`` are (depth, K, map_T_camera) of the frames of ``gt["frames"]``, in order (the
+    depth may be subsampled, with K to match). Each frame before a change gets
+    ``new_place_in_view``: instance id -> share (0-1] of the box the object is about to take
+    (:func:`share_in_view`). A change whose new place no frame showed before it cannot be told
+    from an object seen for the first time (:func:`observable_changes`).
+    """
+    places = new_places(gt)
+    for f, (depth, K, map_T_camera) in zip(gt["frames"], views, strict=True):
+        seen: dict[str, float] = {}
+        camera_T_map = np.linalg.inv(np.asarray(map_T_camera, float))
+        for i, (stamp, pts) in places.items():
+            if f["stamp"] + 1e-9 < stamp:
+                share = share_in_view(pts, depth, np.asarray(K, float), camera_T_map, max_range_m)
+                iid = str(gt["changes"][i]["instance_id"])
+                if share > 0:
+                    seen[iid] = max(seen.get(iid, 0.0), round(share, 3))
+        f["new_place_in_view"] = seen
+
+
 def _sightings(
     change: dict[str, Any],
     frames: Sequence[dict[str, Any]],
     min_pixels: int,
     min_vacated: float,
-) -> tuple[int, float | None, float | None]:
-    """Return (frames showing the object before the change, object shown after, place empty).
+) -> tuple[int, float | None, float | None, bool]:
+    """Return (frames showing it before the change, shown after, old place empty, place known).
 
     The object is shown by a frame with at least ``min_pixels`` pixels of it with a depth
     reading (``visible_in_range`` of the frame truth; all its pixels, ``visible``, for truth
     recorded without it: beyond the sensor's range an RGB-D memory cannot place what the camera
     shows); its old place is seen empty by a frame showing at least ``min_vacated`` of the box
-    it left (``vacated_in_view``). Stamps are of the first such frame at or after the change.
+    it left (``vacated_in_view``), and its new place was seen before by a frame before the
+    change showing at least ``min_vacated`` of the box it was to take (``new_place_in_view``,
+    :func:`mark_new_places`; True for truth recorded without it). Stamps are of the first such
+    frame at or after the change.
     """
     iid, t0 = str(change["instance_id"]), float(change["stamp"])
     before = 0
     shown = emptied = None
+    recorded = foreseen = False
     for f in frames:
         pixels = f.get("visible_in_range", f.get("visible", {})).get(iid, 0)
         if f["stamp"] + 1e-9 < t0:
             before += int(pixels >= min_pixels)
+            ahead = f.get("new_place_in_view")
+            recorded |= ahead is not None
+            foreseen |= ahead is not None and ahead.get(iid, 0.0) >= min_vacated
             continue
         if shown is None and pixels >= min_pixels:
             shown = float(f["stamp"])
@@ -257,7 +346,7 @@ def _sightings(
             emptied = float(f["stamp"])
         if shown is not None and emptied is not None:
             break
-    return before, shown, emptied
+    return before, shown, emptied, foreseen or not recorded
 
 
 def first_views(
@@ -276,7 +365,7 @@ def first_views(
     """
     out: list[float | None] = []
     for c in gt_changes:
-        _, shown, emptied = _sightings(c, frames, min_pixels, min_vacated)
+        _, shown, emptied, _ = _sightings(c, frames, min_pixels, min_vacated)
         kind = c["kind"]
         if kind in ("APPEARED", "STATE_CHANGED"):
             out.append(shown)
@@ -301,6 +390,8 @@ class Observable:
         shown: first frame showing the object after the change (None = never).
         emptied: first frame showing its old place empty after the change (None = never).
         known: the object was shown before the change in at least ``min_frames_known`` frames.
+        foreseen: a frame before the change showed the place the object was to take (True
+            for removals and state changes, and for truth recorded without it).
     """
 
     kind: str
@@ -309,6 +400,7 @@ class Observable:
     shown: float | None
     emptied: float | None
     known: bool
+    foreseen: bool = True
 
 
 def observable_changes(
@@ -322,39 +414,46 @@ def observable_changes(
 
     A memory can only report what the camera showed it. An object is *known* before its change
     when at least ``min_frames_known`` frames before it showed it (the bar for expecting an
-    object in memory); a change is judged as the frames show it:
+    object in memory). An object is *new* at a place only when a frame before the change had
+    shown that place (``foreseen``: at least ``min_vacated`` of its box, :func:`_sightings`):
+    seen at a place never looked at before, it is an object seen for the first time, which no
+    memory can tell from one that stood there all along. A change is judged as the frames show
+    it:
 
-    * APPEARED: when the added object is shown;
+    * APPEARED: when the added object is shown at a place shown before;
     * STATE_CHANGED: when a known object is shown after it;
     * DISAPPEARED: when the old place of a known object is seen empty;
-    * MOVED of a known object: MOVED when both its new place (the object shown there) and its
-      old place (seen empty) are; only the old place: DISAPPEARED there; only the new place:
-      APPEARED there (or MOVED, see :attr:`Observable.also`);
-    * MOVED of an object not known before: APPEARED at its new place when shown there;
+    * MOVED of a known object: MOVED when both its new place (the object shown there, the place
+      shown before) and its old place (seen empty) are; only the old place: DISAPPEARED there;
+      only the new place: APPEARED there (or MOVED, see :attr:`Observable.also`);
+    * MOVED of an object not known before: APPEARED at its new place when shown there (the
+      place shown before);
     * anything else: nothing (left out of recall; an event that matches it is not false).
 
     ``frames`` are the frames the memory was given (dropped frames left out).
     """
     out = []
     for c in gt_changes:
-        before, shown, emptied = _sightings(c, frames, min_pixels, min_vacated)
+        before, shown, emptied, foreseen = _sightings(c, frames, min_pixels, min_vacated)
+        foreseen = foreseen or c["kind"] not in ("APPEARED", "MOVED")
         known = before >= min_frames_known
+        new_there = shown if foreseen else None  # the object shown where it is new
         kind, also, view = "", "", None
         if c["kind"] == "APPEARED" or (c["kind"] == "MOVED" and not known):
-            kind, view = ("APPEARED", shown) if shown is not None else ("", None)
+            kind, view = ("APPEARED", new_there) if new_there is not None else ("", None)
         elif not known:
             pass
         elif c["kind"] == "STATE_CHANGED":
             kind, view = ("STATE_CHANGED", shown) if shown is not None else ("", None)
         elif c["kind"] == "DISAPPEARED":
             kind, view = ("DISAPPEARED", emptied) if emptied is not None else ("", None)
-        elif shown is not None and emptied is not None:
-            kind, view = "MOVED", max(shown, emptied)
+        elif new_there is not None and emptied is not None:
+            kind, view = "MOVED", max(new_there, emptied)
         elif emptied is not None:
             kind, view = "DISAPPEARED", emptied
-        elif shown is not None:
-            kind, also, view = "APPEARED", "MOVED", shown
-        out.append(Observable(kind, also, view, shown, emptied, known))
+        elif new_there is not None:
+            kind, also, view = "APPEARED", "MOVED", new_there
+        out.append(Observable(kind, also, view, shown, emptied, known, foreseen))
     return out
 
 

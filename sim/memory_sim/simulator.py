@@ -36,6 +36,7 @@ from pybullet_utils.bullet_client import BulletClient
 from memory_node.core.config import param
 from memory_node.core.geometry import invert_transform
 from memory_node.core.types import ChangeEvent, ChangeKind, Frame
+from memory_node.evaluation import box_samples, share_in_view
 from memory_sim import sensor_noise
 from memory_sim.camera import CameraConfig, check_pose, intrinsics, render
 from memory_sim.ground_truth import ChangeTruth, FrameTruth, GroundTruthLog, ObjectTruth
@@ -450,37 +451,20 @@ class Simulator:
     # ------------------------------------------------------------------ internals
     def _vacate(self, old: ObjectTruth) -> None:
         """Remember the box an object leaves, to tell later when its old place is in view."""
-        lo, hi = np.asarray(old.box_min, float), np.asarray(old.box_max, float)
-        t = np.array([0.2, 0.5, 0.8])
-        grid = np.stack(np.meshgrid(t, t, t, indexing="ij"), axis=-1).reshape(-1, 3)
-        self._vacated[old.instance_id] = lo + grid * (hi - lo)
+        self._vacated[old.instance_id] = box_samples(old.box_min, old.box_max)
 
     def _vacated_in_view(self, map_T_camera: np.ndarray, depth: np.ndarray) -> dict[int, float]:
         """Share of each vacated box's sample points in view and not hidden, for the frame.
 
-        A point counts when it projects inside the image, lies in front of the camera within
-        ``vacated_range_m`` and the noise-free depth there is not nearer than the point (the
-        place itself, or what is behind it, is what the camera sees).
+        :func:`memory_node.evaluation.share_in_view` within ``vacated_range_m``, with the
+        noise-free depth (the place itself, or what is behind it, is what the camera sees).
         """
         out: dict[int, float] = {}
         if not self._vacated:
             return out
         camera_T_map = invert_transform(map_T_camera)
-        h, w = depth.shape
-        limit = self.config.vacated_range_m
         for iid, pts in self._vacated.items():
-            pc = pts @ camera_T_map[:3, :3].T + camera_T_map[:3, 3]
-            z = pc[:, 2]
-            front = (z > 1e-3) & (z <= limit)
-            if not front.any():
-                continue
-            u = self.K[0, 0] * pc[front, 0] / z[front] + self.K[0, 2]
-            v = self.K[1, 1] * pc[front, 1] / z[front] + self.K[1, 2]
-            ui, vi = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-            inside = (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
-            reading = depth[vi[inside], ui[inside]]
-            seen = (reading > 0) & (reading >= z[front][inside] - 0.05)
-            share = float(np.count_nonzero(seen)) / pts.shape[0]
+            share = share_in_view(pts, depth, self.K, camera_T_map, self.config.vacated_range_m)
             if share > 0:
                 out[iid] = round(share, 3)
         return out

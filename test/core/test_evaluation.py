@@ -5,10 +5,14 @@ import numpy as np
 from memory_node.core.types import ChangeEvent, ChangeKind
 from memory_node.evaluation import (
     MemObject,
+    box_samples,
     change_metrics,
     first_views,
     gt_objects_at,
+    mark_new_places,
     match_objects,
+    observable_changes,
+    share_in_view,
 )
 
 
@@ -189,3 +193,55 @@ def test_matching_is_optimal_not_first_come() -> None:
     ]
     m = change_metrics(changes, events)["DISAPPEARED"]
     assert m.true_positives == 1 and m.false == ["laptop a at 12.0 s (6.48, 1.27, 0.65)"]
+
+
+def looking_along_x(z: float = 1.0) -> np.ndarray:
+    """map_T_camera of an optical frame at (0, 0, z) looking along +x."""
+    T = np.eye(4)
+    T[:3, :3] = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    T[2, 3] = z
+    return T
+
+
+K_SMALL = np.array([[40.0, 0.0, 40.0], [0.0, 40.0, 30.0], [0.0, 0.0, 1.0]])
+
+
+def test_a_place_is_shown_when_the_depth_reaches_it_or_beyond() -> None:
+    pts = box_samples([2.95, -0.05, 0.95], [3.05, 0.05, 1.05])  # a mug-sized box 3 m ahead
+    camera_T_map = np.linalg.inv(looking_along_x())
+    wall = np.full((60, 80), 5.0)
+    assert share_in_view(pts, wall, K_SMALL, camera_T_map, 4.0) == 1.0
+    occluder = np.full((60, 80), 1.5)  # something nearer hides it
+    assert share_in_view(pts, occluder, K_SMALL, camera_T_map, 4.0) == 0.0
+    no_reading = np.zeros((60, 80))
+    assert share_in_view(pts, no_reading, K_SMALL, camera_T_map, 4.0) == 0.0
+    assert share_in_view(pts, wall, K_SMALL, camera_T_map, 2.0) == 0.0  # beyond range
+    behind = np.linalg.inv(looking_along_x()) @ np.diag([-1.0, 1.0, -1.0, 1.0])
+    assert share_in_view(pts, wall, K_SMALL, behind, 4.0) == 0.0  # looking away
+
+
+def test_a_move_to_a_place_never_shown_before_is_a_disappearance() -> None:
+    """The mug moves at 50 s to (3, 0, 1): MOVED only when a frame before showed that place."""
+    gt = gt_doc()
+    frames = frames_doc()
+    for f in frames:
+        f["visible"]["1"] = max(f["visible"].get("1", 0), 400 if f["stamp"] < 50 else 0)
+        f["visible"]["3"] = 400 if f["stamp"] < 60 else 0  # the teddy, until it goes
+    gt["frames"] = frames
+    away = np.linalg.inv(np.linalg.inv(looking_along_x()) @ np.diag([-1.0, 1.0, -1.0, 1.0]))
+    wall = np.full((60, 80), 5.0)
+    # recorded without the field (older truth): judged as before
+    assert observable_changes(gt["changes"], frames)[0].kind == "MOVED"
+    # every frame before the move looked away from the new place
+    mark_new_places(gt, [(wall, K_SMALL, away)] * len(frames), 4.0)
+    assert frames[10]["new_place_in_view"] == {} and "new_place_in_view" in frames[70]
+    obs = observable_changes(gt["changes"], frames)
+    assert obs[0].kind == "DISAPPEARED" and not obs[0].foreseen
+    assert obs[1].kind == "DISAPPEARED" and obs[1].foreseen  # a removal needs no new place
+    # one frame before the move showed the new place through free space: MOVED
+    views = [(wall, K_SMALL, looking_along_x() if k == 20 else away) for k in range(len(frames))]
+    mark_new_places(gt, views, 4.0)
+    assert frames[20]["new_place_in_view"] == {"1": 1.0}
+    assert frames[60]["new_place_in_view"] == {}  # after the move: nothing to foresee
+    obs = observable_changes(gt["changes"], frames)
+    assert obs[0].kind == "MOVED" and obs[0].foreseen and obs[0].view == 65.0
