@@ -17,6 +17,7 @@ from memory_node.core.change import (
     FrameEvidence,
     ObjectStore,
 )
+from memory_node.core.change.existence import frame_weight
 from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
 from memory_node.core.fusion import MappingConfig, models_from_objects
 from memory_node.core.synthetic import Box, BoxWorld, intrinsics, look_at, render
@@ -26,6 +27,7 @@ from memory_node.core.visibility import Evidence, VisibilityConfig
 SEEN_THROUGH = Evidence(checked=100, in_view=80, seen_through=72, consistent=8)
 HIDDEN = Evidence(checked=100, in_view=80, occluded=76, consistent=4)  # something in front
 GRAZING = Evidence(checked=100, in_view=12, seen_through=12)  # a sliver at the image border
+GLIMPSE = Evidence(checked=100, in_view=32, seen_through=20, consistent=12)  # a fifth seen through
 IN_PLACE = Evidence(checked=100, in_view=80, consistent=78, seen_through=2)
 LOOK = np.full(8, 1 / np.sqrt(8), np.float32)  # one colour descriptor: look-alikes
 
@@ -129,6 +131,34 @@ def test_the_place_seen_empty_makes_one_disappeared_after_enough_evidence(world)
     assert frames(detector, 5.3, 10, {mug: SEEN_THROUGH}) == []  # gone once, reported once
 
 
+def test_the_same_time_of_viewing_says_the_same_at_any_rate(world) -> None:
+    """A frame counts for the time since the previous one: 2 Hz and 15 Hz agree with 10 Hz."""
+    store, detector = world
+    slow = thing(store, "mug", (0.0, 0.0, 0.8), (0.1, 0.1, 0.9), 0.0, 1.0)
+    fast = thing(store, "bowl", (2.0, 0.0, 0.8), (2.1, 0.1, 0.9), 0.0, 1.0)
+    detector.update(FrameEvidence(stamp=4.5))
+    # at 2 Hz one frame showing the mug's place empty is half a second of seeing it empty
+    (event,) = detector.update(FrameEvidence(stamp=5.0, visibility={slow: SEEN_THROUGH}))
+    assert (event.kind, event.object_id) == (ChangeKind.DISAPPEARED, slow)
+    # at 15 Hz three frames (0.2 s) are two frames' worth at 10 Hz: too little; 0.33 s is enough
+    events = []
+    for k in range(1, 6):
+        stamp = 5.0 + k / 15.0
+        events += detector.update(FrameEvidence(stamp=stamp, visibility={fast: SEEN_THROUGH}))
+        if k == 3:
+            assert events == [] and store.objects[fast].present
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.DISAPPEARED, fast)]
+    # a glimpse through a fifth of an object is not a full look, even at 2 Hz
+    glimpsed = thing(store, "cabinet", (4.0, 0.0, 0.0), (4.5, 0.5, 0.9), 0.0, 5.0)
+    assert detector.update(FrameEvidence(stamp=6.0)) == []
+    assert detector.update(FrameEvidence(stamp=6.5, visibility={glimpsed: GLIMPSE})) == []
+    assert store.objects[glimpsed].present
+    # a frame after a long pause in the stream is one look, not a minute of looking
+    cfg = ChangeConfig()
+    assert frame_weight(55.0, cfg) == cfg.evidence_max_frames == frame_weight(0.5, cfg)
+    assert frame_weight(-1.0, cfg) == 0.0  # a stamp going back says nothing new
+
+
 def test_consistent_depth_between_misses_keeps_it(world) -> None:
     store, detector = world
     mug = thing(store, "mug", (0.0, 0.0, 0.8), (0.1, 0.1, 0.9), 0.0, 1.0)
@@ -157,6 +187,21 @@ def test_one_of_several_look_alikes_elsewhere_is_no_move_until_an_old_place_is_s
     assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, ball)]
     np.testing.assert_allclose(events[0].new_position, [6.1, 0.1, 0.1], atol=1e-6)
     assert other not in store and store.objects[ball].present and store.objects[twin].present
+
+
+def test_a_look_alike_that_moved_is_not_also_another_one_moved(world) -> None:
+    """Once linked as moved, a ball is not "new over there" for a twin found gone later."""
+    store, detector = world
+    twin = thing(store, "ball", (0.0, 3.0, 0.0), (0.2, 3.2, 0.2), 0.0, 3.0)  # seen first
+    ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 5.0, 10.0)  # then this one
+    other = ball_shows_up_far(store, detector, 21.0)
+    detector.update(FrameEvidence(stamp=21.0, observed={other, twin}, changed={other}))
+    events = frames(detector, 30.0, 3, {ball: SEEN_THROUGH})
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, ball)]
+    # the twin's place seen empty: it went (the ball over there is the ball that moved)
+    events = frames(detector, 40.0, 3, {twin: SEEN_THROUGH})
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.DISAPPEARED, twin)]
+    assert store.objects[ball].present and not store.objects[twin].present
 
 
 def test_a_unique_look_alike_elsewhere_is_moved_at_once(world) -> None:

@@ -43,7 +43,13 @@ from memory_node.core.association import (
     inside_box,
 )
 from memory_node.core.change.config import ChangeConfig
-from memory_node.core.change.existence import Sighting, classify, predict
+from memory_node.core.change.existence import (
+    Sighting,
+    classify,
+    frame_weight,
+    predict,
+    view_weight,
+)
 from memory_node.core.change.existence import update as add_evidence
 from memory_node.core.change.store import ObjectStore
 from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
@@ -151,6 +157,10 @@ class ChangeDetector:
         self.ambiguous: dict[str, float] = {}  # new at a new place, which look-alike? -> deadline
         # boxes (min, max) that objects moved out of: known empty since, like an absent object's
         self.vacated: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=VACATED_PLACES)
+        self.last_stamp: float | None = None  # of the previous frame: what a frame is worth
+        # ids whose place is explained by the MOVED that brought them there: not "new over
+        # there" for another object found gone
+        self.settled: set[str] = set()
 
     # ------------------------------------------------------------------ the per-frame update
 
@@ -178,6 +188,10 @@ class ChangeDetector:
         """
         cfg = self.config
         doubtful: list[str] = []
+        weight = (
+            1.0 if self.last_stamp is None else frame_weight(frame.stamp - self.last_stamp, cfg)
+        )
+        self.last_stamp = frame.stamp
         for oid in sorted(frame.observed):
             model = self.store.get(oid)
             if model is not None:
@@ -186,12 +200,14 @@ class ChangeDetector:
             model = self.store.get(oid)
             if model is None or oid in frame.observed or not model.confirmed:
                 continue
-            sighting = classify(frame.visibility[oid], self.ctx.visibility)
+            evidence = frame.visibility[oid]
+            sighting = classify(evidence, self.ctx.visibility)
             if sighting is Sighting.NONE:
                 continue
             since = model.belief_stamp or model.obj.last_seen
             prior = predict(self.belief(model), frame.stamp - since, cfg)
-            model.belief = add_evidence(prior, sighting, cfg)
+            look = weight * view_weight(evidence, sighting, cfg)
+            model.belief = add_evidence(prior, sighting, cfg, look)
             model.belief_stamp = frame.stamp
             if sighting is Sighting.THROUGH:
                 model.obj.miss_count += 1.0
@@ -242,12 +258,18 @@ class ChangeDetector:
 
         ``other`` must be confirmed and present, first seen after ``model`` was last seen (it
         appeared while this one was out of sight), standing where the robot had looked before
-        it was first seen (new there, not merely seen for the first time), far enough away,
-        and alike (colours and, with image features on both, features). Lower is more alike.
+        it was first seen (new there, not merely seen for the first time), not already
+        explained as another object moved there, far enough away, and alike (colours and, with
+        image features on both, features). Lower is more alike.
         """
         cfg = self.config
         obj, o = model.obj, other.obj
         if not other.confirmed or not o.present or o.first_seen <= obj.last_seen:
+            return None
+        if o.id in self.settled:
+            # Already the object that moved there: on the training seeds (seed 9) a look-alike
+            # found gone later was linked to a ball that had been linked as moved 5 s before,
+            # which took that ball's identity and reported a second, false MOVED.
             return None
         dist = float(np.linalg.norm(o.center - obj.center))
         if dist < cfg.moved_min_displacement_m or box_gap(o, obj) < cfg.moved_min_box_gap_m:
@@ -307,6 +329,7 @@ class ChangeDetector:
         self.ctx.forget_events(other_id)  # its APPEARED was this move's second half
         store.absorbed(other_id, obj.id)
         store.update_bounds(obj.id)
+        self.settled.add(obj.id)
         events.append(make_event(ChangeKind.MOVED, obj, stamp, old_position=old_center))
 
     # ------------------------------------------------------------------ disappearance

@@ -13,6 +13,12 @@ each frame's visibility evidence then adds its log-likelihood ratio:
   (> 0);
 * occluded, out of range, grazing (too little of it in view): no update.
 
+The two ratios are per frame at ``evidence_frame_s`` (10 Hz): consecutive frames of one camera
+are not independent looks, so a frame counts in proportion to the time since the previous one
+(:func:`frame_weight`), at most ``evidence_max_frames``. Seeing a place for a given time then
+says the same at 2, 10 or 15 Hz. A frame seeing through only part of an object is evidence in
+proportion to that part, up to ``full_view_fraction`` of its voxels (:func:`view_weight`).
+
 The detector compares the belief with ``absent_below_log_odds`` (DISAPPEARED) and
 ``relocate_below_log_odds`` (may be linked to a look-alike elsewhere). The hysteresis: an object
 marked gone is there again only when a detection is associated to it (belief back to
@@ -59,10 +65,33 @@ def predict(log_odds: float, dt: float, config: ChangeConfig) -> float:
     return max(LOG_ODDS_FLOOR, math.log(p / (1.0 - p)))
 
 
-def update(log_odds: float, sighting: Sighting, config: ChangeConfig) -> float:
-    """Return the belief after one frame's ``sighting`` (already predicted to the frame)."""
+def frame_weight(dt: float, config: ChangeConfig) -> float:
+    """Return what a frame ``dt`` after the previous one is worth (frames at evidence_frame_s)."""
+    return min(config.evidence_max_frames, max(0.0, dt) / config.evidence_frame_s)
+
+
+def view_weight(evidence: Evidence | None, sighting: Sighting, config: ChangeConfig) -> float:
+    """Return how full a look at the object's absence ``evidence`` is (1 = a full look).
+
+    Seeing through ``full_view_fraction`` of its checked voxels or more is a full look; less
+    counts in proportion. Evidence of presence is always a full look (part of an object seen
+    in place is evidence that it is there).
+    """
+    if evidence is None or sighting is not Sighting.THROUGH:
+        return 1.0
+    missing = (evidence.seen_through + evidence.claimed) / max(evidence.checked, 1)
+    return min(1.0, missing / config.full_view_fraction)
+
+
+def update(
+    log_odds: float, sighting: Sighting, config: ChangeConfig, weight: float = 1.0
+) -> float:
+    """Return the belief after one frame's ``sighting`` (already predicted to the frame).
+
+    ``weight``: what the frame is worth (:func:`frame_weight`).
+    """
     if sighting is Sighting.THROUGH:
-        log_odds += config.through_log_odds
+        log_odds += weight * config.through_log_odds
     elif sighting is Sighting.CONSISTENT:
-        log_odds += config.consistent_log_odds
+        log_odds += weight * config.consistent_log_odds
     return min(config.seen_log_odds, max(LOG_ODDS_FLOOR, log_odds))
