@@ -204,6 +204,25 @@ def test_a_look_alike_that_moved_is_not_also_another_one_moved(world) -> None:
     assert store.objects[ball].present and not store.objects[twin].present
 
 
+def test_an_opened_door_seen_alone_is_its_refrigerator_changing_state(world) -> None:
+    """A door swung open sticks out of the closed box: the part, in its new state, no APPEARED."""
+    store, detector = world
+    fridge = thing(store, "refrigerator", (0.0, 0.0, 0.0), (0.8, 0.7, 1.8), 0.0, 10.0)
+    store.objects[fridge].state = "closed"
+    door = thing(store, "refrigerator", (0.9, 1.2, 0.2), (1.0, 1.3, 1.7), 20.0, 21.0)
+    store.objects[door].state = "open"  # its far end, 0.5 m from the closed box
+    detector.confirmed(door)
+    events = detector.update(FrameEvidence(stamp=21.0, observed={door}, changed={door}))
+    assert [(e.kind, e.object_id, e.old_state, e.new_state) for e in events] == [
+        (ChangeKind.STATE_CHANGED, fridge, "closed", "open")
+    ]
+    assert door not in store and store.objects[fridge].state == "open"
+    # another one, in the same state, 0.5 m from it: a second refrigerator, not a part
+    other = thing(store, "refrigerator", (1.5, 0.0, 0.0), (2.3, 0.7, 1.8), 30.0, 31.0)
+    store.objects[other].state = "open"
+    assert detector._parent_of_part(store.models[other]) is None
+
+
 def test_a_unique_look_alike_elsewhere_is_moved_at_once(world) -> None:
     store, detector = world
     ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
