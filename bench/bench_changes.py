@@ -122,8 +122,8 @@ def run_episode(
     rejected: dict[str, int] = {}
     ingest_s = 0.0
     views = []  # every 4th pixel's depth, with K to match: was a new place shown before?
+    scale = np.diag([0.25, 0.25, 1.0])
     for frame in source:
-        scale = np.diag([0.25, 0.25, 1.0])
         views.append((np.array(frame.depth[::4, ::4]), scale @ frame.K, frame.map_T_camera))
         t1 = time.monotonic()
         try:
