@@ -19,6 +19,7 @@ Usage::
     python -m bench.bench_changes --seeds 0-4 --styles all   # each seed in every style
     python -m bench.bench_changes --write-episodes output/episodes/changes --seeds 100
     python -m bench.bench_changes --seeds 0-19 --cache output/bench/frames   # render once, reuse
+    python -m bench.bench_changes --seeds 0-19 --param segmentation.min_points=8   # try a value
 
 Ctrl-C (SIGINT) stops the run and reports the episodes done so far (``"interrupted": true``).
 
@@ -87,6 +88,27 @@ def format_seeds(seeds: list[int]) -> str:
     return ",".join(parts)
 
 
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` strings to memory parameters (values read as YAML), checked.
+
+    Raises:
+        ValueError: an item is not NAME=VALUE, or the name or value is not a valid parameter.
+    """
+    import yaml
+
+    from memory_node.core.config import unflatten
+    from memory_node.core.scene_memory import SceneMemoryConfig
+
+    values: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param {item!r}: expected NAME=VALUE")
+        values[name.strip()] = yaml.safe_load(text)
+    unflatten(SceneMemoryConfig, values)  # raises on an unknown name or a bad value
+    return values
+
+
 def run_episode(
     seed: int,
     style: str | None,
@@ -94,13 +116,16 @@ def run_episode(
     height: int,
     cache_dir: str = "",
     render_only: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any] | str:
     """Play one generated episode into a fresh SceneMemory and score it (runs in a worker).
 
     Returns the episode's figures, or why it was skipped (its house is not on this machine).
-    ``render_only``: only fill the frame cache (returns a line saying so).
+    ``render_only``: only fill the frame cache (returns a line saying so). ``params``: memory
+    parameters other than the defaults (dotted names, :func:`parse_params`).
     """
     from bench.episode_frames import EpisodeFrames
+    from memory_node.core.config import unflatten
     from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
     from memory_node.core.types import ChangeEvent, InvalidInput
     from memory_sim.change_episodes import HouseUnavailable, make_change_episode
@@ -117,7 +142,7 @@ def run_episode(
             pass
         what = "in the cache" if cached else f"rendered in {time.monotonic() - t0:.0f} s"
         return f"{ce.name}: {source.frames_total} frames {what}"
-    memory = SceneMemory(SceneMemoryConfig())
+    memory = SceneMemory(unflatten(SceneMemoryConfig, params or {}))
     events: list[ChangeEvent] = []
     rejected: dict[str, int] = {}
     ingest_s = 0.0
@@ -158,7 +183,9 @@ def run_episode(
     }
 
 
-def _run_packed(args: tuple[int, str | None, int, int, str, bool]) -> dict[str, Any] | str:
+def _run_packed(
+    args: tuple[int, str | None, int, int, str, bool, dict[str, Any]],
+) -> dict[str, Any] | str:
     """:func:`run_episode` for ``imap_unordered`` (one tuple argument)."""
     return run_episode(*args)
 
@@ -310,12 +337,24 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="print the tables of a written report (JSON) as Markdown and exit",
     )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a memory parameter other than its default, e.g. change.window_s=2.0 (repeatable; "
+        "recorded in the report)",
+    )
     p.add_argument("--output", default="output/bench/changes.json")
     args = p.parse_args(argv)  # fmt: skip
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.markdown:
         print(markdown_tables(json.loads(Path(args.markdown).read_text())))
         return 0
+    try:
+        params = parse_params(args.param)
+    except ValueError as exc:
+        p.error(str(exc))
 
     from memory_sim.change_episodes import HELD_OUT_SEEDS, STYLE_NAMES, make_change_episode
 
@@ -338,14 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bench_changes: {len(jobs)} episodes, seeds {format_seeds(seeds)} "
         f"({'HELD-OUT: report only, do not tune' if held_out else 'training'}), "
-        f"{args.width}x{args.height}, {args.jobs} processes",
+        f"{args.width}x{args.height}, {args.jobs} processes"
+        + "".join(f", {k}={v}" for k, v in params.items()),
         flush=True,
     )
     t0 = time.monotonic()
     results: list[dict[str, Any]] = []
     skipped: list[str] = []
     work = [
-        (seed, style, args.width, args.height, args.cache, args.render_only)
+        (seed, style, args.width, args.height, args.cache, args.render_only, params)
         for seed, style in jobs
     ]
 
@@ -396,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds,
         "held_out": bool(held_out),
         "resolution": [args.width, args.height],
+        "params": params,
         "targets": TARGETS,
         "wall_s": round(wall, 1),
         "processes": args.jobs,
