@@ -166,7 +166,6 @@ class ChangeDetector:
         self.ambiguous: dict[str, float] = {}  # new at a new place, which look-alike? -> deadline
         # boxes (min, max) that objects moved out of: known empty since, like an absent object's
         self.vacated: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=VACATED_PLACES)
-        self.last_stamp: float | None = None  # of the previous frame: what a frame is worth
         # ids whose place is explained by the MOVED that brought them there: not "new over
         # there" for another object found gone
         self.settled: set[str] = set()
@@ -197,10 +196,6 @@ class ChangeDetector:
         """
         cfg = self.config
         doubtful: list[str] = []
-        weight = (
-            1.0 if self.last_stamp is None else frame_weight(frame.stamp - self.last_stamp, cfg)
-        )
-        self.last_stamp = frame.stamp
         for oid in sorted(frame.observed):
             model = self.store.get(oid)
             if model is not None:
@@ -215,7 +210,7 @@ class ChangeDetector:
                 continue
             since = model.belief_stamp or model.obj.last_seen
             prior = predict(self.belief(model), frame.stamp - since, cfg)
-            look = weight * view_weight(evidence, sighting, cfg)
+            look = frame_weight(frame.stamp - since, cfg) * view_weight(evidence, sighting, cfg)
             model.belief = add_evidence(prior, sighting, cfg, look)
             model.belief_stamp = frame.stamp
             if sighting is Sighting.THROUGH:

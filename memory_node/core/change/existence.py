@@ -14,10 +14,11 @@ each frame's visibility evidence then adds its log-likelihood ratio:
 * occluded, out of range, grazing (too little of it in view): no update.
 
 The two ratios are per frame at ``evidence_frame_s`` (10 Hz): consecutive frames of one camera
-are not independent looks, so a frame counts in proportion to the time since the previous one
-(:func:`frame_weight`), at most ``evidence_max_frames``. Seeing a place for a given time then
-says the same at 2, 10 or 15 Hz. A frame seeing through only part of an object is evidence in
-proportion to that part, up to ``full_view_fraction`` of its voxels (:func:`view_weight`).
+are not independent looks, so a frame counts in proportion to the time since the object was
+last looked at (:func:`frame_weight`), at most ``evidence_max_frames`` (one look). Looking at a
+place for a given time then says the same at 2, 10 or 15 Hz, and so does one look at it. A
+frame seeing through only part of an object is evidence in proportion to that part, up to
+``full_view_fraction`` of its voxels (:func:`view_weight`).
 
 The detector compares the belief with ``absent_below_log_odds`` (DISAPPEARED) and
 ``relocate_below_log_odds`` (may be linked to a look-alike elsewhere). The hysteresis: an object
@@ -66,7 +67,10 @@ def predict(log_odds: float, dt: float, config: ChangeConfig) -> float:
 
 
 def frame_weight(dt: float, config: ChangeConfig) -> float:
-    """Return what a frame ``dt`` after the previous one is worth (frames at evidence_frame_s)."""
+    """Return what a frame ``dt`` after the previous look at an object is worth.
+
+    In frames at ``evidence_frame_s``, at most ``evidence_max_frames`` (one look).
+    """
     return min(config.evidence_max_frames, max(0.0, dt) / config.evidence_frame_s)
 
 
