@@ -53,6 +53,7 @@ from memory_node.core.change import (
     ObjectStore,
 )
 from memory_node.core.change.config import RENAMED, misses_to_log_odds
+from memory_node.core.change.detector import pieces_of_one
 from memory_node.core.config import param
 from memory_node.core.features import (
     ClipEncoder,
@@ -839,9 +840,17 @@ class SceneMemory:
             store.remove(oid)
 
     def _merge_duplicates(self) -> None:
-        """Merge objects that overlap strongly and whose labels agree (older id kept)."""
+        """Merge objects that overlap strongly and whose labels agree (older id kept).
+
+        Also merged: a present piece of a present object of its label and state
+        (:func:`~memory_node.core.change.detector.pieces_of_one`), whichever was seen first.
+        On the training seeds (11, inspection) a chair's sliver seen from afar before the chair
+        itself stayed a separate object inside the chair's box, and went DISAPPEARED when seen
+        through.
+        """
         cfg = self.config
         ov = cfg.association.overlap_voxel_m
+        margin = cfg.association.box_margin_m
         touched, self._touched = self._touched, set()
         for oid in sorted(touched):
             a = self._models.get(oid)
@@ -858,7 +867,9 @@ class SceneMemory:
                 if ka.size == 0 or kb.size == 0:
                     continue
                 inter = np.intersect1d(ka, kb, assume_unique=True).size
-                if inter < cfg.mapping.merge_overlap * min(ka.size, kb.size):
+                if inter < cfg.mapping.merge_overlap * min(ka.size, kb.size) and not (
+                    pieces_of_one(a.obj, b.obj, margin)
+                ):
                     continue
                 keep, drop = (a, b) if a.index < b.index else (b, a)
                 self._detector.merge(keep, drop)

@@ -17,9 +17,11 @@ from memory_node.core.change import (
     FrameEvidence,
     ObjectStore,
 )
+from memory_node.core.change.detector import pieces_of_one
 from memory_node.core.change.existence import frame_weight
 from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
 from memory_node.core.fusion import MappingConfig, models_from_objects
+from memory_node.core.scene_memory import SceneMemory, SceneMemoryConfig
 from memory_node.core.synthetic import Box, BoxWorld, intrinsics, look_at, render
 from memory_node.core.types import ChangeKind, SceneObject
 from memory_node.core.visibility import Evidence, VisibilityConfig
@@ -228,6 +230,22 @@ def test_an_opened_door_seen_alone_is_its_refrigerator_changing_state(world) -> 
     assert detector._parent_of_part(store.models[other]) is None
 
 
+def test_a_door_seen_alone_belongs_to_the_nearest_of_counters_side_by_side(world) -> None:
+    """Of two counters in a row, the opened one's door is its own, not the closed neighbour's."""
+    store, detector = world
+    closed = thing(store, "counter", (0.0, 0.0, 0.0), (0.9, 0.6, 0.9), 0.0, 10.0)  # known first
+    store.objects[closed].state = "closed"
+    opened = thing(store, "counter", (0.9, 0.0, 0.0), (1.8, 0.6, 0.9), 0.5, 10.0)
+    store.objects[opened].state = "open"  # its opening already reported
+    door = thing(store, "counter", (1.3, 0.65, 0.1), (1.75, 0.7, 0.8), 20.0, 21.0)
+    store.objects[door].state = "open"  # 0.4 m from the closed one's box: within its reach
+    detector.confirmed(door)
+    events = detector.update(FrameEvidence(stamp=21.0, observed={door}, changed={door}))
+    assert events == []  # the opened counter's door: nothing new
+    assert door not in store
+    assert store.objects[closed].state == "closed" and store.objects[opened].state == "open"
+
+
 def test_a_unique_look_alike_elsewhere_is_moved_at_once(world) -> None:
     store, detector = world
     ball = thing(store, "ball", (0.0, 0.0, 0.0), (0.2, 0.2, 0.2), 0.0, 10.0)
@@ -321,6 +339,28 @@ def test_an_object_held_as_two_fragments_disappears_once(world) -> None:
     right = thing(store, "chair", (0.25, 0.0, 0.0), (0.5, 0.5, 0.9), 0.5, 10.0)
     events = frames(detector, 30.0, 10, {left: SEEN_THROUGH, right: SEEN_THROUGH})
     assert [e.kind for e in events] == [ChangeKind.DISAPPEARED]
+
+
+def test_a_sliver_inside_its_object_merges_into_it_whichever_came_first() -> None:
+    """A sliver of a chair seen from afar before the chair is no second chair."""
+    mem = SceneMemory(SceneMemoryConfig())
+    store = mem._store
+    sliver = thing(store, "chair", (0.75, 0.05, 0.4), (0.8, 0.1, 0.8), 1.0, 2.0)  # seen first
+    chair = thing(store, "chair", (0.3, 0.0, 0.0), (0.8, 0.5, 0.9), 3.0, 4.0)
+    beside = thing(store, "chair", (0.85, 0.0, 0.0), (1.35, 0.5, 0.9), 3.0, 4.0)  # its twin
+    door = thing(store, "chair", (0.3, 0.45, 0.1), (0.35, 0.5, 0.3), 3.0, 4.0)
+    store.objects[door].state = "folded"  # another state: a state change, not merged silently
+    store.objects[chair].state = "unfolded"
+    for oid in (sliver, chair, beside, door):
+        store.confirm(oid)
+    margin = mem.config.association.box_margin_m
+    assert pieces_of_one(store.objects[sliver], store.objects[chair], margin)
+    assert not pieces_of_one(store.objects[chair], store.objects[beside], margin)
+    assert not pieces_of_one(store.objects[door], store.objects[chair], margin)
+    mem._touched = {sliver, chair, beside, door}
+    mem._merge_duplicates()
+    assert set(store.objects) == {sliver, beside, door}  # one chair, the older id kept
+    np.testing.assert_allclose(store.objects[sliver].box_max, [0.8, 0.5, 0.9], atol=0.03)
 
 
 def test_a_neighbour_of_its_kind_seen_in_place_stays(world) -> None:
