@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from memory_node.core.geometry import invert_transform
 from memory_node.core.types import ChangeEvent, ChangeKind
 
 KINDS = tuple(k.name for k in ChangeKind)  # APPEARED, MOVED, DISAPPEARED, STATE_CHANGED
@@ -301,10 +302,11 @@ def mark_new_places(
     places = new_places(gt)
     for f, (depth, K, map_T_camera) in zip(gt["frames"], views, strict=True):
         seen: dict[str, float] = {}
-        camera_T_map = np.linalg.inv(np.asarray(map_T_camera, float))
+        camera_T_map = invert_transform(np.asarray(map_T_camera, float))
+        K = np.asarray(K, float)
         for i, (stamp, pts) in places.items():
             if f["stamp"] + 1e-9 < stamp:
-                share = share_in_view(pts, depth, np.asarray(K, float), camera_T_map, max_range_m)
+                share = share_in_view(pts, depth, K, camera_T_map, max_range_m)
                 iid = str(gt["changes"][i]["instance_id"])
                 if share > 0:
                     seen[iid] = max(seen.get(iid, 0.0), round(share, 3))

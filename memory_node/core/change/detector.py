@@ -118,15 +118,23 @@ def box_gap(a: SceneObject, b: SceneObject) -> float:
     return float(np.linalg.norm(gap))
 
 
+def much_smaller(part: SceneObject, whole: SceneObject) -> bool:
+    """Tell whether ``part``'s box holds at most ``PART_MAX_VOLUME`` of ``whole``'s volume."""
+
+    def volume(o: SceneObject) -> float:
+        return float(np.prod(np.maximum(o.box_max - o.box_min, 0.01)))
+
+    return volume(part) <= PART_MAX_VOLUME * volume(whole)
+
+
 def is_piece_of(piece: SceneObject, whole: SceneObject, margin: float) -> bool:
     """Tell whether ``piece`` is a piece of ``whole`` (e.g. a sliver of a chair seen from afar).
 
-    Its box is much smaller (at most ``PART_MAX_VOLUME`` of the other's volume) and
-    ``PART_INSIDE`` of its points lie within the other's box grown by ``margin``. An object of
-    the same kind put next to another is neither.
+    Its box is much smaller (:func:`much_smaller`) and ``PART_INSIDE`` of its points lie
+    within the other's box grown by ``margin``. An object of the same kind put next to another
+    is neither.
     """
-    volume = float(np.prod(np.maximum(piece.box_max - piece.box_min, 0.01)))
-    if volume > PART_MAX_VOLUME * float(np.prod(np.maximum(whole.box_max - whole.box_min, 0.01))):
+    if not much_smaller(piece, whole):
         return False
     pts = sample_points(piece.points)
     if pts.shape[0] == 0:
@@ -539,7 +547,6 @@ class ChangeDetector:
         """
         gap = self.config.moved_min_box_gap_m
         margin = self.ctx.association.box_margin_m
-        volume = float(np.prod(np.maximum(new.obj.box_max - new.obj.box_min, 0.01)))
         parents: list[tuple[float, int, ObjectModel]] = []
         for other in self.store.of_label(new.obj.label):
             if other.obj.id == new.obj.id or not other.confirmed:
@@ -552,7 +559,6 @@ class ChangeDetector:
                 parents.append((dist, other.index, other))
                 continue
             extent = np.maximum(o.box_max - o.box_min, 0.01)
-            small = volume <= PART_MAX_VOLUME * float(np.prod(extent))
             # a door swung open reaches as far as the object is wide: on the training seeds
             # (3, 7, 1) an opened refrigerator door seen alone, 0.3-0.9 m from the closed
             # refrigerator's box, made 6 of the 15 false APPEARED. A part is much smaller than
@@ -560,7 +566,7 @@ class ChangeDetector:
             # for its part, seed 9: 3 false STATE_CHANGED)
             reach = max(gap, float(np.max(extent[:2])))
             other_state = new.obj.state and o.state and new.obj.state != o.state
-            if other_state and small and dist < reach:
+            if other_state and dist < reach and much_smaller(new.obj, o):
                 parents.append((dist, other.index, other))
                 continue
             if o.present and is_piece_of(new.obj, o, margin):
