@@ -4,13 +4,15 @@ A change detector must tell an object that *appeared* (it stands where the robot
 space before) from one merely *seen for the first time* (the robot had not looked there, or
 only at its other side). Khronos makes the same distinction with free-space reasoning. Here the
 evidence is kept as *keyframes*: small depth images, min-pooled so that a block reads its
-nearest surface (and a block missing many readings reads nothing), with their poses and
-stamps, taken when the camera has moved or turned enough. A point was seen free before time t
-when some keyframe older than t shows it in view, in range, and with the reading clearly beyond
-it (the ray went through it).
+nearest valid reading, with the count of readings each block lacks, their poses and stamps,
+taken when the camera has moved or turned enough. A point was seen free before time t when
+some keyframe older than t shows it in view, in range, and with the reading clearly beyond it
+(the ray went through it), in a block that lacks too few readings to have hidden the object
+asked about (``max_missing_share``: had it stood there, some of its pixels would have read it).
 
 Per frame this costs one pooling of the depth image; a question (asked only when an object is
-confirmed or re-identified) projects a few dozen points into every stored keyframe at once.
+confirmed or re-identified) projects a few dozen points (and, where blocks lack readings, the
+object's points) into every stored keyframe at once.
 Keyframes are a ring buffer (``max_keyframes``), so memory is bounded. They are exported
 (:meth:`FreeSpaceMap.keyframes`) and restored (:meth:`FreeSpaceMap.restore`) with the memory
 file, so a loaded memory can tell APPEARED at once.
@@ -50,15 +52,25 @@ class FreeSpaceConfig:
     keyframe_max_interval_s: float = param(
         2.0, "... or this much time passed, seconds", min_value=0.0
     )
-    # 1.0: at 0.75, on the training change seeds (0-19), objects that had stood there all
-    # along had up to 0.47 of their points "seen through" by blocks of far views in which they
-    # covered part of a block and lost their readings at their edges (the block read the wall
-    # behind); 9 of them made false APPEARED events before any change, and one a false MOVED
-    # on a static episode. At 1.0 such objects have at most 0.25.
+    # 1.0: at 0.75 (then for depth blocks too), on the training change seeds (0-19), objects
+    # that had stood there all along had up to 0.47 of their points "seen through" by blocks
+    # of far views in which they covered part of a block and lost their readings at their
+    # edges (the block read the wall behind); 9 of them made false APPEARED events before any
+    # change, and one a false MOVED on a static episode. Depth blocks now weigh lost readings
+    # against the object's size instead (max_missing_share).
     min_valid_fraction: float = param(
         1.0,
-        "a keyframe block with a smaller share of valid depth readings gives no evidence (a "
-        "small object may have lost its readings at its edges, the block reading what is behind)",
+        "a block of surface heights (surface_pool_px) with a smaller share of valid depth "
+        "readings gives no evidence (a thin object may have lost its readings at its edges)",
+        min_value=0.0,
+        max_value=1.0,
+    )
+    max_missing_share: float = param(
+        1.0,
+        "a keyframe block missing depth readings still shows a point seen through when fewer "
+        "readings are missing than this share of the pixels the object would cover in that "
+        "block (had it stood there, one of them would have read it); 0: a block missing any "
+        "reading gives no evidence",
         min_value=0.0,
         max_value=1.0,
     )
@@ -110,14 +122,16 @@ class FreeSpaceConfig:
     )
 
 
-def _own_pixels(given: np.ndarray, sizes: np.ndarray, fill: float) -> np.ndarray:
-    """Copy keyframe i's own ``sizes[i]`` pixels of ``given`` into a new float16 array.
+def _own_pixels(
+    given: np.ndarray, sizes: np.ndarray, fill: float, dtype: type = np.float16
+) -> np.ndarray:
+    """Copy keyframe i's own ``sizes[i]`` pixels of ``given`` into a new ``dtype`` array.
 
     The rest (padding) is ``fill``; the array is at least 1 x 1 per keyframe.
     """
     m = sizes.shape[0]
     h, w = (max(1, int(v)) for v in sizes.max(axis=0)) if m else (1, 1)
-    out = np.full((m, h, w), fill, np.float16)
+    out: np.ndarray = np.full((m, h, w), fill, dtype)
     for i, (hk, wk) in enumerate(sizes):
         out[i, :hk, :wk] = given[i, :hk, :wk]
     return out
@@ -133,6 +147,7 @@ class FreeSpaceMap:
     def clear(self) -> None:
         """Forget every keyframe."""
         self._depth = np.zeros((0, 1, 1), np.float16)  # (cap, h, w) pooled depth, 0 = none
+        self._missing = np.zeros((0, 1, 1), np.uint16)  # readings each block is missing
         self._height = np.zeros((0, 1, 1), np.float16)  # highest hit per block, NaN = none
         self._hsizes = np.zeros((0, 2), np.int64)  # (h, w) of each height grid, 0 = none
         self._K = np.zeros((0, 3, 3))  # intrinsics of each pooled image
@@ -174,16 +189,14 @@ class FreeSpaceMap:
         hp, wp = h // p, w // p
         if hp == 0 or wp == 0:
             return False
-        sub = max(1, p // 4)  # every sub-th pixel of a block is enough (and 4-16x cheaper)
-        q = p // sub
-        d = np.asarray(depth[: hp * p : sub, : wp * p : sub], np.float32)[: hp * q, : wp * q]
-        valid = (np.isfinite(d) & (d > 0)).reshape(hp, q, wp, q)
-        d = np.where(valid, d.reshape(hp, q, wp, q), np.inf)
-        pooled = d.min(axis=(1, 3))
-        # A block missing many readings gives no evidence: thin objects lose their depth at
-        # edges, and the background behind them must not pass for seen-through space.
-        pooled[valid.mean(axis=(1, 3)) < cfg.min_valid_fraction] = 0.0
+        d = np.asarray(depth[: hp * p, : wp * p], np.float32)
+        valid = (np.isfinite(d) & (d > 0)).reshape(hp, p, wp, p)
+        d = np.where(valid, d.reshape(hp, p, wp, p), np.inf)
+        pooled = d.min(axis=(1, 3))  # the nearest valid reading of each block
         pooled[~np.isfinite(pooled)] = 0.0
+        # Readings a block is missing may have been an object's (thin objects lose their depth
+        # at edges): the questions weigh them against the object's size (max_missing_share).
+        missing = p * p - valid.sum(axis=(1, 3))
         Kp = np.array(K, np.float64, copy=True)
         Kp[0, :] /= p
         Kp[1, :] /= p
@@ -194,6 +207,8 @@ class FreeSpaceMap:
         i = self._next
         self._depth[i] = 0.0
         self._depth[i, :hp, :wp] = pooled
+        self._missing[i] = 0
+        self._missing[i, :hp, :wp] = missing
         self._height[i] = np.nan
         self._hsizes[i] = 0
         if cfg.surface_evidence and h // ph and w // ph:
@@ -235,6 +250,7 @@ class FreeSpaceMap:
         hh, wh = (int(m) for m in hsizes.max(axis=0)) if self._count else (0, 0)
         return FreeSpaceKeyframes(
             depth=self._depth[order, :h, :w],
+            missing=self._missing[order, :h, :w].copy(),
             sizes=sizes,
             K=self._K[order],
             camera_T_map=self._T[order],
@@ -265,6 +281,10 @@ class FreeSpaceMap:
         if m == 0:
             return
         self._depth, self._sizes = depth, sizes
+        self._missing = np.zeros(depth.shape, np.uint16)
+        if keyframes.missing is not None:
+            given = np.clip(np.asarray(keyframes.missing)[keep], 0, np.iinfo(np.uint16).max)
+            self._missing[:] = _own_pixels(given, sizes, 0, np.uint16)
         self._height = np.full((m, 1, 1), np.nan, np.float16)
         self._hsizes = np.zeros((m, 2), np.int64)
         if keyframes.heights is not None and keyframes.height_sizes is not None:
@@ -291,6 +311,9 @@ class FreeSpaceMap:
         depth = np.zeros((want, h, w), np.float16)
         depth[:n, : self._depth.shape[1], : self._depth.shape[2]] = self._depth
         self._depth = depth
+        missing = np.zeros((want, h, w), np.uint16)
+        missing[:n, : self._missing.shape[1], : self._missing.shape[2]] = self._missing
+        self._missing = missing
         height = np.full((want, h2, w2), np.nan, np.float16)
         height[:n, : self._height.shape[1], : self._height.shape[2]] = self._height
         self._height = height
@@ -305,8 +328,84 @@ class FreeSpaceMap:
         self._axes = np.concatenate([self._axes, np.zeros((grow, 3))])
         self._half_angle = np.concatenate([self._half_angle, np.zeros(grow)])
 
+    def _project(
+        self, points: np.ndarray, old: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Project (N, 3) ``points`` into keyframes ``old`` (k,).
+
+        Returns (z, uc, vc, u, v, inside), each (k, N): depth, pooled-image coordinates (block
+        centres at integers), the block's column and row, and whether the point is in view
+        and in range.
+        """
+        K, T, sizes = self._K[old], self._T[old], self._sizes[old]
+        pc = np.einsum("kij,nj->kni", T[:, :3, :3], points) + T[:, None, :3, 3]  # (k, n, 3)
+        z = pc[..., 2]
+        zs = np.where(z > 1e-6, z, 1e-6)
+        uc = K[:, None, 0, 0] * pc[..., 0] / zs + K[:, None, 0, 2]
+        vc = K[:, None, 1, 1] * pc[..., 1] / zs + K[:, None, 1, 2]
+        u = np.floor(uc + 0.5).astype(np.int64)
+        v = np.floor(vc + 0.5).astype(np.int64)
+        inside = (
+            (z > 1e-3)
+            & (z <= self.config.max_range_m)
+            & (u >= 0)
+            & (v >= 0)
+            & (u < sizes[:, None, 1])
+            & (v < sizes[:, None, 0])
+        )
+        return z, uc, vc, u, v, inside
+
+    def _cover(
+        self, footprint: np.ndarray, spacing_m: float, old: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Count the pixels surely inside the object's image in each block of keyframes ``old``.
+
+        ``footprint`` (M, 3) are the object's points, ``spacing_m`` apart. Per keyframe the
+        image is rasterised in square cells about as wide as that spacing seen from there
+        (whole divisors or multiples of a block), and eroded by one cell: a cell at the
+        object's outline may hold a point while its pixels read what is behind. A small
+        object far away counts nothing. Returns (keys, counts): sorted block keys
+        ``(i * rows + v) * cols + u`` (i indexes ``old``; rows, cols: the largest pooled
+        image) and the count for that block.
+        """
+        pool = self.config.pool_px
+        z, uc, vc, _, _, inside = self._project(np.asarray(footprint, np.float64), old)
+        rows, cols = (int(m) for m in self._sizes[old].max(axis=0))
+        # full-resolution pixel of each point: block centre uc = u is pixel u * pool + (pool-1)/2
+        x = np.floor(uc * pool + pool / 2.0).astype(np.int64)
+        y = np.floor(vc * pool + pool / 2.0).astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            depth = np.nanmedian(np.where(inside, z, np.nan), axis=1)  # NaN: none in view
+        wanted = np.ceil(spacing_m * self._K[old, 0, 0] * pool / np.nan_to_num(depth, nan=1e9))
+        divisors = [d for d in range(1, pool + 1) if pool % d == 0]
+        keys_all, counts_all = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for need in np.unique(wanted[np.isfinite(depth)]).astype(np.int64):
+            cell = next((d for d in divisors if d >= need), pool * -(-int(need) // pool))
+            rows_k = np.flatnonzero((wanted == need) & np.isfinite(depth))
+            ins = inside[rows_k]
+            i = np.broadcast_to(rows_k[:, None], ins.shape)[ins]
+            cx, cy = x[rows_k][ins] // cell + 1, y[rows_k][ins] // cell + 1  # margin of one
+            width, height = cols * pool // cell + 3, rows * pool // cell + 3
+            cells = np.unique((i * height + cy) * width + cx)
+            inner = cells
+            for step in (1, -1, width, -width):
+                inner = inner[np.isin(inner + step, cells, assume_unique=True)]
+            px, rest = (inner % width - 1) * cell, inner // width
+            py, k = (rest % height - 1) * cell, rest // height
+            span = max(1, cell // pool)  # blocks a cell covers along each axis
+            for a in range(span):
+                for b in range(span):
+                    keys_all.append((k * rows + py // pool + a) * cols + px // pool + b)
+                    counts_all.append(np.full(k.shape, min(cell, pool) ** 2, np.int64))
+        keys, where = np.unique(np.concatenate(keys_all), return_inverse=True)
+        return keys, np.bincount(where, weights=np.concatenate(counts_all)).astype(np.int64)
+
     def _readings(
-        self, points: np.ndarray, before: float, heights: bool = False
+        self,
+        points: np.ndarray,
+        before: float,
+        heights: bool = False,
+        footprint: tuple[np.ndarray, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """Depth of ``points`` and the reading at their pixel in each keyframe that may see them.
 
@@ -316,6 +415,10 @@ class FreeSpaceMap:
         whether it is in view and in range, and (with ``heights``, else all NaN) the highest
         hit of that block (NaN = none); old (k,) indexes the keyframes consulted. None when no
         keyframe qualifies.
+
+        A block missing readings reads 0 (none) unless fewer are missing than
+        ``max_missing_share`` of the pixels the object would cover there: ``footprint``, its
+        points and their spacing (:meth:`_cover`; None: no object, such blocks read 0).
         """
         n = points.shape[0]
         if n == 0 or self._count == 0:
@@ -335,25 +438,29 @@ class FreeSpaceMap:
         old = np.flatnonzero((self._stamps < before) & (dist <= self._reach + radius) & in_cone)
         if old.size == 0:
             return None
-        K, T, sizes = self._K[old], self._T[old], self._sizes[old]
-        pc = np.einsum("kij,nj->kni", T[:, :3, :3], p) + T[:, None, :3, 3]  # (k, n, 3)
-        z = pc[..., 2]
-        zs = np.where(z > 1e-6, z, 1e-6)
-        uc = K[:, None, 0, 0] * pc[..., 0] / zs + K[:, None, 0, 2]  # block centres at integers
-        vc = K[:, None, 1, 1] * pc[..., 1] / zs + K[:, None, 1, 2]
-        u = np.floor(uc + 0.5).astype(np.int64)
-        v = np.floor(vc + 0.5).astype(np.int64)
-        inside = (
-            (z > 1e-3)
-            & (z <= self.config.max_range_m)
-            & (u >= 0)
-            & (v >= 0)
-            & (u < sizes[:, None, 1])
-            & (v < sizes[:, None, 0])
-        )
+        z, uc, vc, u, v, inside = self._project(p, old)
         k_idx = np.broadcast_to(old[:, None], z.shape)
         reading = np.zeros(z.shape, np.float32)
         reading[inside] = self._depth[k_idx[inside], v[inside], u[inside]]
+        missing = np.zeros(z.shape, np.int64)
+        missing[inside] = self._missing[k_idx[inside], v[inside], u[inside]]
+        doubt = missing > 0
+        if doubt.any():
+            # Had the object stood there, the pixels it covers would have read it (nearer
+            # than the block's reading) unless every one of them was among the missing ones.
+            keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+            if footprint is not None:
+                keys, counts = self._cover(footprint[0], footprint[1], old)
+            rows, cols = (int(m) for m in self._sizes[old].max(axis=0))
+            i = np.broadcast_to(np.arange(old.size)[:, None], z.shape)
+            block = ((i * rows + v) * cols + u)[doubt]
+            cover = np.zeros(block.shape, np.int64)
+            if keys.size:
+                at = np.minimum(np.searchsorted(keys, block), keys.size - 1)
+                cover = np.where(keys[at] == block, counts[at], 0)
+            hidden = missing[doubt] >= self.config.max_missing_share * cover
+            rows_k, cols_n = np.nonzero(doubt)
+            reading[rows_k[hidden], cols_n[hidden]] = 0.0  # could hide it: no evidence
         height = np.full(z.shape, np.nan, np.float32)
         if heights:
             # the height grid's block: back to full-resolution pixels, then its own pooling
@@ -365,9 +472,18 @@ class FreeSpaceMap:
             height[ok] = self._height[k_idx[ok], vh[ok], uh[ok]]
         return z, reading, inside, height, old
 
-    def seen_free(self, points: np.ndarray, before: float) -> np.ndarray:
-        """Return (N,) bool: each point was seen through in a keyframe older than ``before``."""
-        got = self._readings(points, before)
+    def seen_free(
+        self,
+        points: np.ndarray,
+        before: float,
+        footprint: tuple[np.ndarray, float] | None = None,
+    ) -> np.ndarray:
+        """Return (N,) bool: each point was seen through in a keyframe older than ``before``.
+
+        ``footprint``: the points of the object asked about and their spacing, metres, for
+        blocks missing readings (``max_missing_share``); None: such blocks give no evidence.
+        """
+        got = self._readings(points, before, footprint=footprint)
         if got is None:
             return np.zeros(points.shape[0], bool)
         z, reading, inside, _, _ = got

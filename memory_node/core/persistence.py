@@ -16,6 +16,10 @@ File layout (schema version :data:`SCHEMA_VERSION`, journal mode WAL):
 * ``surface_heights`` (added in version 4; keyframes of older files load without them): one
   row per keyframe with block heights (column ``idx`` = its ``free_space`` row): ``height``,
   ``width``, ``heights`` (height, width) float16 blob (map-frame z, NaN = no evidence).
+* ``free_space_missing`` (added in version 5; older files kept only blocks with every reading,
+  and load as such): one row per keyframe with blocks missing depth readings (column ``idx`` =
+  its ``free_space`` row): ``missing`` (height, width) uint16 blob of the ``free_space`` row's
+  size, the readings each block lacks.
 
 Saves are atomic: the file is written under a temporary name in the destination directory
 (without a journal: nobody else sees it yet), switched to WAL mode, closed, fsynced and moved
@@ -56,7 +60,7 @@ from memory_node.core.types import (
 
 _LOG = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Version written to and required in the ``schema`` table."""
 
 _SCHEMA = """
@@ -123,11 +127,16 @@ CREATE TABLE surface_heights (
     width INTEGER NOT NULL,
     heights BLOB NOT NULL
 );
+CREATE TABLE free_space_missing (
+    idx INTEGER PRIMARY KEY,
+    missing BLOB NOT NULL
+);
 """
 
 _F64 = np.dtype("<f8")
 _F32 = np.dtype("<f4")
 _F16 = np.dtype("<f2")
+_U16 = np.dtype("<u2")
 
 
 def _blob(array: Any, dtype: np.dtype) -> bytes:
@@ -208,6 +217,18 @@ def _surface_rows(keyframes: FreeSpaceKeyframes) -> Iterator[tuple[Any, ...]]:
         h, w = int(hsizes[i, 0]), int(hsizes[i, 1])
         if h and w:
             yield (i, h, w, _blob(heights[i, :h, :w], _F16))
+
+
+def _missing_rows(keyframes: FreeSpaceKeyframes) -> Iterator[tuple[Any, ...]]:
+    """Yield one ``free_space_missing`` row per keyframe with blocks missing readings."""
+    if keyframes.missing is None:
+        return
+    sizes = np.asarray(keyframes.sizes)
+    missing = np.clip(np.asarray(keyframes.missing), 0, np.iinfo(np.uint16).max)
+    for i in range(len(keyframes)):
+        h, w = int(sizes[i, 0]), int(sizes[i, 1])
+        if missing[i, :h, :w].any():
+            yield (i, _blob(missing[i, :h, :w], _U16))
 
 
 def _fsync_dir(directory: str) -> None:
@@ -331,6 +352,9 @@ def save_memory(path: str, snapshot: MemorySnapshot) -> None:
             conn.executemany(
                 "INSERT INTO surface_heights VALUES (?,?,?,?)", _surface_rows(keyframes)
             )
+            conn.executemany(
+                "INSERT INTO free_space_missing VALUES (?,?)", _missing_rows(keyframes)
+            )
             conn.execute("COMMIT")
             if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
                 raise sqlite3.OperationalError("could not switch the file to WAL mode")
@@ -407,10 +431,27 @@ def _stack(blocks: dict[int, np.ndarray], n: int, fill: float) -> tuple[np.ndarr
     return out, sizes
 
 
-def _read_free_space(conn: sqlite3.Connection, with_heights: bool) -> FreeSpaceKeyframes:
-    """Read the ``free_space`` table (and ``surface_heights`` with ``with_heights``).
+def _read_missing(conn: sqlite3.Connection, sizes: np.ndarray) -> np.ndarray:
+    """Read the ``free_space_missing`` table into (n, h, w) counts for keyframes of ``sizes``."""
+    n = sizes.shape[0]
+    h, w = (int(v) for v in sizes.max(axis=0)) if n else (0, 0)
+    out = np.zeros((n, h, w), np.uint16)
+    for idx, blob in conn.execute("SELECT idx, missing FROM free_space_missing ORDER BY idx"):
+        what = f"free_space_missing row {idx}"
+        if not isinstance(idx, int) or not 0 <= idx < n:
+            raise InvalidInput(f"corrupt memory file: {what} names no free_space keyframe")
+        hk, wk = int(sizes[idx, 0]), int(sizes[idx, 1])
+        out[idx, :hk, :wk] = _array(blob, _U16, f"{what} missing", (hk, wk))
+    return out
 
-    A bad row raises :class:`InvalidInput` naming it.
+
+def _read_free_space(
+    conn: sqlite3.Connection, with_heights: bool, with_missing: bool
+) -> FreeSpaceKeyframes:
+    """Read the ``free_space`` table, with ``surface_heights`` and ``free_space_missing``.
+
+    Those two are read when ``with_heights`` and ``with_missing`` say so. A bad row raises
+    :class:`InvalidInput` naming it.
     """
     rows: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
     for idx, stamp, height, width, K, T, depth in conn.execute(
@@ -437,6 +478,8 @@ def _read_free_space(conn: sqlite3.Connection, with_heights: bool) -> FreeSpaceK
     )
     if with_heights:
         keyframes.heights, keyframes.height_sizes = _read_surface_heights(conn, len(rows))
+    if with_missing:
+        keyframes.missing = _read_missing(conn, sizes)
     try:
         keyframes.validate()
     except InvalidInput as exc:
@@ -449,7 +492,7 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
     if "schema" not in tables:
         raise InvalidInput("not a memory_node memory file: no schema table")
     versions = [row[0] for row in conn.execute("SELECT version FROM schema")]
-    if versions not in ([1], [2], [3], [SCHEMA_VERSION]):
+    if versions not in ([1], [2], [3], [4], [SCHEMA_VERSION]):
         raise InvalidInput(
             f"unsupported memory file schema version {versions} (this build reads 1 to "
             f"{SCHEMA_VERSION})"
@@ -457,8 +500,10 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
     required = {"meta", "objects", "zones", "relations", "changes"}
     if versions[0] >= 3:
         required.add("free_space")  # versions 1 and 2 have no keyframes
-    if versions == [SCHEMA_VERSION]:
+    if versions[0] >= 4:
         required.add("surface_heights")  # version 3 has keyframes without block heights
+    if versions == [SCHEMA_VERSION]:
+        required.add("free_space_missing")  # version 4 kept only complete blocks
     missing = required - tables
     if missing:
         raise InvalidInput(f"corrupt memory file: missing tables {sorted(missing)}")
@@ -547,7 +592,7 @@ def _read(conn: sqlite3.Connection) -> MemorySnapshot:
         next_object_index=next_index,
         meta=meta,
         free_space=(
-            _read_free_space(conn, "surface_heights" in required)
+            _read_free_space(conn, "surface_heights" in required, "free_space_missing" in required)
             if "free_space" in required
             else None
         ),

@@ -193,6 +193,9 @@ class FreeSpaceKeyframes:
             ``heights[i, :height_sizes[i, 0], :height_sizes[i, 1]]``. None = none kept.
         height_sizes: (n, 2) int64 (rows, columns) of each keyframe's heights, (0, 0) = none;
             None exactly when ``heights`` is None.
+        missing: (n, h, w) integer count of the depth readings each block of ``depth`` lacks
+            (its reading is the nearest of the others; 0 in padding). None = no block lacks
+            any (files of schema version 4 and older kept only complete blocks).
     """
 
     depth: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float16))
@@ -202,6 +205,7 @@ class FreeSpaceKeyframes:
     stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     heights: np.ndarray | None = None
     height_sizes: np.ndarray | None = None
+    missing: np.ndarray | None = None
 
     def __len__(self) -> int:
         """Return the number of keyframes."""
@@ -260,6 +264,14 @@ class FreeSpaceKeyframes:
         with np.errstate(invalid="ignore"):
             spoilt = (np.isnan(sub) | (sub < 0)).any(axis=(1, 2))
         bad(np.isin(np.arange(n), suspect[spoilt]), "depth has NaN or negatives")
+        if self.missing is not None:
+            missing = np.asarray(self.missing)
+            if missing.shape != depth.shape or not np.issubdtype(missing.dtype, np.integer):
+                raise InvalidInput(
+                    f"keyframe missing has shape {missing.shape} and type {missing.dtype}, "
+                    f"expected integers of the depth's shape {depth.shape}"
+                )
+            bad((missing < 0).any(axis=(1, 2)), "missing has negative counts")
         self._validate_heights(n, bad)
 
     def _validate_heights(self, n: int, bad: Any) -> None:

@@ -325,3 +325,52 @@ def test_each_point_reads_the_height_block_its_pixel_falls_in() -> None:
     seen = (u >= 0) & (v >= 0) & (u < grid.shape[1] * ph) & (v < grid.shape[0] * ph)
     want = grid[v[seen] // ph, u[seen] // ph]
     np.testing.assert_allclose(height[seen], want, atol=2e-3)  # float16 storage
+
+
+def box_points(box: Box, n: int = 8) -> np.ndarray:
+    """Return an n x n x n grid of points filling ``box``."""
+    lo, hi = box.center - box.size / 2, box.center + box.size / 2
+    axes = [np.linspace(a, b, n) for a, b in zip(lo, hi, strict=True)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+WALL = Box(np.array([3.5, 0.0, 1.0]), np.array([0.1, 6.0, 2.0]), "wall", 9)
+
+
+def test_an_object_whose_readings_were_all_lost_is_not_seen_through() -> None:
+    # A small object standing in front of a wall loses every reading (depth edges): its blocks
+    # read the wall behind, but they lack at least as many readings as the object covers.
+    cube = Box(np.array([2.5, 0.3, 0.6]), np.array([0.06, 0.06, 0.06]), "cube", 1)
+    f = frame(BoxWorld([WALL, cube]), 1.0)
+    lost = f.instance == cube.instance_id
+    assert 4 <= lost.sum() <= 40  # a few pixels, within one or two blocks
+    f.depth[lost] = 0.0
+    fs = FreeSpaceMap(FreeSpaceConfig())
+    fs.observe(f.depth, f.K, f.map_T_camera, 1.0)
+    assert not fs.seen_free(box_points(cube), 2.0, (box_points(cube, 24), 0.003)).any()
+    # its place seen with every reading: free (the wall is well beyond it)
+    empty = FreeSpaceMap(FreeSpaceConfig())
+    observe(empty, BoxWorld([WALL]), 1.0)
+    assert empty.seen_free(box_points(cube), before=2.0).mean() > 0.9
+    # lost readings give no evidence when the object is not known
+    assert not fs.seen_free(box_points(cube), before=2.0).any()
+
+
+@pytest.mark.parametrize(("share", "free"), [(1.0, True), (0.0, False)])
+def test_a_few_lost_readings_do_not_hide_an_object_covering_many_pixels(
+    share: float, free: bool
+) -> None:
+    # The place of a 0.3 m box, seen empty; a reading or two lost in each block (sensor
+    # dropouts). Had the box stood there, most of its pixels would have read it: seen free.
+    crate = Box(np.array([2.5, 0.3, 0.6]), np.array([0.3, 0.3, 0.3]), "crate", 1)
+    f = frame(BoxWorld([WALL]), 1.0)
+    f.depth[::7, ::5] = 0.0  # about 2 of the 64 readings of each 8 x 8 block
+    fs = FreeSpaceMap(FreeSpaceConfig(max_missing_share=share))
+    fs.observe(f.depth, f.K, f.map_T_camera, 1.0)
+    footprint = (box_points(crate, 8), 0.3 / 7)  # points 4.3 cm apart: a few pixels each
+    seen = fs.seen_free(box_points(crate), 2.0, footprint)
+    assert (seen.mean() > 0.8) if free else not seen.any()  # its outer rim covers little
+    # the same holds after a save and load (the counts of lost readings are kept)
+    back = FreeSpaceMap(FreeSpaceConfig(max_missing_share=share))
+    back.restore(fs.keyframes())
+    assert np.array_equal(back.seen_free(box_points(crate), 2.0, footprint), seen)

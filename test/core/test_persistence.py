@@ -53,9 +53,14 @@ def make_keyframes(n: int = 7, seed: int = 0) -> FreeSpaceKeyframes:
         block = rng.uniform(-0.5, 2.0, size=(h, w)).astype(np.float16)
         block[rng.random((h, w)) < 0.3] = np.nan
         heights[i, :h, :w] = block
+    # readings each block lacks: none in some keyframes, 0-64 in others, 0 in padding
+    missing = np.zeros((n, 6, 8), np.uint16)
+    for i, (h, w) in enumerate(sizes):
+        if i % 3 != 2:
+            missing[i, :h, :w] = rng.integers(0, 65, size=(h, w)) * (rng.random((h, w)) < 0.4)
     return FreeSpaceKeyframes(
         depth=depth, sizes=sizes, K=K, camera_T_map=T, stamps=stamps,
-        heights=heights, height_sizes=hsizes.astype(np.int64),
+        heights=heights, height_sizes=hsizes.astype(np.int64), missing=missing,
     )  # fmt: skip
 
 
@@ -175,6 +180,10 @@ def assert_same_keyframes(a: FreeSpaceKeyframes | None, b: FreeSpaceKeyframes | 
     for name in ("K", "camera_T_map", "stamps"):
         x, y = getattr(a, name), getattr(b, name)
         assert y.dtype == np.float64 and np.array_equal(x, y), name
+    if a.missing is None:  # no block lacks a reading: the loaded counts are all zero, if any
+        assert b.missing is None or not np.asarray(b.missing).any()
+    else:
+        assert b.missing is not None and np.array_equal(a.missing, b.missing)
     if a.heights is None:
         assert b.heights is None and b.height_sizes is None
         return
@@ -269,8 +278,38 @@ def test_version_3_files_load_keyframes_without_block_heights(tmp_path: Path) ->
     assert loaded.free_space is not None and loaded.free_space.heights is None
     assert snap.free_space is not None
     snap.free_space.heights, snap.free_space.height_sizes = None, None
+    snap.free_space.missing = None  # version 3 kept only complete blocks too
     assert_same(snap, loaded)
     assert_table_required(tmp_path / "v4.db", "surface_heights")
+
+
+def test_version_4_files_load_keyframes_with_complete_blocks_only(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    snap = make_snapshot(4)
+    older_file(path, snap, "free_space_missing", 4)
+    loaded = load_memory(str(path))
+    assert loaded.free_space is not None and loaded.free_space.missing is None
+    assert loaded.free_space.heights is not None  # version 4 had block heights
+    assert snap.free_space is not None
+    snap.free_space.missing = None
+    assert_same(snap, loaded)
+    assert_table_required(tmp_path / "v5.db", "free_space_missing")
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("UPDATE free_space_missing SET idx = 40 WHERE idx = 0", "row 40 names no free_space"),
+        ("UPDATE free_space_missing SET missing = substr(missing, 3) WHERE idx = 1", "row 1 miss"),
+        ("UPDATE free_space_missing SET missing = 'x' WHERE idx = 1", "row 1 missing blob"),
+    ],
+)
+def test_load_refuses_corrupt_missing_count_rows(tmp_path: Path, sql: str, reason: str) -> None:
+    path = tmp_path / "memory.db"
+    save_memory(str(path), MemorySnapshot(free_space=make_keyframes(7)))
+    run_sql(path, sql)
+    with pytest.raises(InvalidInput, match=reason):
+        load_memory(str(path))
 
 
 @pytest.mark.parametrize(

@@ -778,7 +778,11 @@ class ChangeDetector:
         margin = self.ctx.association.box_margin_m
         if fs.enabled:
             before = first_seen - fs.appeared_min_age_s
-            free = self.ctx.free.seen_free(pts, before)
+            # the object's points, for blocks that lost readings: had it stood there, would
+            # some of its pixels have read it? (about 2,000 of them, spaced accordingly)
+            every = max(1, points.shape[0] // 2048)
+            spacing = self.ctx.mapping.voxel_size_m * float(np.sqrt(every))
+            free = self.ctx.free.seen_free(pts, before, (points[::every], spacing))
             # or a keyframe saw, from above, only the surface beneath them (a thin object put
             # on a table: nothing to see through; free_space.surface_evidence)
             free |= self.ctx.free.surface_free(pts, before)
