@@ -19,8 +19,10 @@ Definitions:
 * an event matches a true change by :func:`memory_node.evaluation.pair_changes` (same kind
   and label, stamped at or after the change, within ``max_distance_m`` of its position;
   one-to-one with the least total distance);
-* excused events count neither as right nor as false: an event matching a true change that is
-  not observable as that kind (it is right, but nothing required it), and an event that was
+* excused events count neither as right nor as false: an event of a true change's own kind
+  that matches it when the change is not observable as that kind (it is right, but nothing
+  required it: e.g. the MOVED of an object whose new place the camera had not shown before the
+  move, besides the DISAPPEARED at its old place that was required), and an event that was
   right when it was made: a DISAPPEARED at the old place of a moved object before the camera
   showed the object at its new place, an APPEARED at its new place before the camera showed its
   old place empty (a later MOVED is then the hit);
@@ -177,8 +179,12 @@ def score_episode(
             pairs[kind] = pair_changes(kind, expected, after, max_distance_m)
     matched_ev = {j for p in pairs.values() for j, _ in p}
     matched_gt = {i for p in pairs.values() for _, i in p}
-    # Events right about a change that nothing required them to report
-    rest = [dict(c, kind="" if i in matched_gt else c["kind"]) for i, c in enumerate(changes)]
+    # Events right about a change that nothing required them to report: of its true kind
+    # (unless an event of that kind is already its hit), e.g. the MOVED of an object whose new
+    # place the camera had not shown before, after the DISAPPEARED that was required
+    hit_as = {i: kind for kind, p in pairs.items() for _, i in p}
+    rest = [dict(c, kind="" if hit_as.get(i) == c["kind"] else c["kind"])
+            for i, c in enumerate(changes)]  # fmt: skip
     excused: dict[int, str] = {}
     left = [j for j in range(len(after)) if j not in matched_ev]
     for kind in KINDS:

@@ -152,6 +152,20 @@ def test_a_move_counts_as_what_the_camera_showed_of_it() -> None:
     k = s.kinds
     assert (k["DISAPPEARED"].gt, k["DISAPPEARED"].true_positives) == (1, 1)
     assert (k["MOVED"].gt, k["MOVED"].true_changes) == (0, 1)
+    # ... the object then shown at its new place, which no frame had shown before the move:
+    # the DISAPPEARED is still the hit; a MOVED there as well is right, though not required
+    ep = _move_episode(True, 7.5, 5.5)
+    for f in ep["frames"]:
+        f["new_place_in_view"] = {}
+    s = score_episode("ep", "smooth", False, ep, [gone, moved], [])
+    k = s.kinds
+    assert (k["DISAPPEARED"].gt, k["DISAPPEARED"].true_positives) == (1, 1)
+    assert (k["MOVED"].gt, k["MOVED"].unforeseen, k["MOVED"].reported) == (0, 1, 0)
+    assert not k["MOVED"].false and len(k["MOVED"].excused) == 1
+    # ... but a MOVED of it to somewhere else is false
+    astray = _ev("MOVED", "o1", "mug", 8.0, old=(0, 0, 1), new=(5, 5, 1))
+    s = score_episode("ep", "smooth", False, ep, [gone, astray], [])
+    assert len(s.kinds["MOVED"].false) == 1
     # only the new place seen: APPEARED there, or MOVED (a unique look-alike linked at once)
     ep = _move_episode(True, 6.5, None)
     s = score_episode("ep", "smooth", False, ep, [came], [])
