@@ -178,7 +178,6 @@ def score_episode(
         if kind != "MOVED":
             pairs[kind] = pair_changes(kind, expected, after, max_distance_m)
     matched_ev = {j for p in pairs.values() for j, _ in p}
-    matched_gt = {i for p in pairs.values() for _, i in p}
     # Events right about a change that nothing required them to report: of its true kind
     # (unless an event of that kind is already its hit), e.g. the MOVED of an object whose new
     # place the camera had not shown before, after the DISAPPEARED that was required

@@ -17,8 +17,9 @@
    evidence into events (existence beliefs, moves, disappearances, new objects);
 7. ``_maintain``: features when they pay (:mod:`features`), spatial index, patches, observed
    and free space, periodic duplicate merge;
-8. ``_update_graph`` and ``_publish``: relations and zones (``relations``/``zones`` modules),
-   events to the short-term store.
+8. ``_update_graph`` and ``_publish``: the events, consolidated by the change detector (a
+   fragment merged this frame speaks for the object that took it over), to the short-term
+   store; relations and zones (``relations``/``zones`` modules).
 
 Objects live in one :class:`~memory_node.core.change.ObjectStore`. Not thread-safe: the node
 holds one lock around every call.
@@ -420,6 +421,7 @@ class SceneMemory:
         report.num_confirmed = self._confirm(evidence)
         events += self._detector.update(evidence)
         self._maintain(frame, obs, evidence)
+        events = self._detector.consolidate(events)
         self._update_graph(evidence.changed)
         self._publish(events)
         report.num_moved = sum(1 for e in events if e.kind == ChangeKind.MOVED)

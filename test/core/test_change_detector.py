@@ -17,7 +17,7 @@ from memory_node.core.change import (
     FrameEvidence,
     ObjectStore,
 )
-from memory_node.core.change.detector import pieces_of_one
+from memory_node.core.change.detector import make_event, pieces_of_one
 from memory_node.core.change.existence import frame_weight
 from memory_node.core.free_space import FreeSpaceConfig, FreeSpaceMap
 from memory_node.core.fusion import MappingConfig, models_from_objects
@@ -244,6 +244,29 @@ def test_a_door_seen_alone_belongs_to_the_nearest_of_counters_side_by_side(world
     assert events == []  # the opened counter's door: nothing new
     assert door not in store
     assert store.objects[closed].state == "closed" and store.objects[opened].state == "open"
+
+
+def test_a_fragment_merged_in_the_frame_of_its_state_change_speaks_for_its_object(world) -> None:
+    """A fragment seen closed, then given the open detection, is the opened counter: one event."""
+    store, detector = world
+    counter = thing(store, "counter", (0.0, 0.0, 0.0), (0.9, 0.6, 0.9), 0.0, 21.0)
+    store.objects[counter].state = "open"  # its opening already reported
+    fragment = thing(store, "counter", (0.1, 0.1, 0.3), (0.6, 0.5, 0.9), 3.0, 21.0)
+    store.objects[fragment].state = "open"
+    # the fusion stage reported the fragment's change from the detection (closed -> open)
+    fused = make_event(ChangeKind.STATE_CHANGED, store.objects[fragment], 21.0, old_state="closed")
+    moved = make_event(ChangeKind.MOVED, store.objects[fragment], 21.0)
+    detector.merge(store.models[counter], store.models[fragment])
+    events = detector.consolidate([fused, moved])
+    assert [(e.kind, e.object_id) for e in events] == [(ChangeKind.MOVED, counter)]
+    # another state than the object had is its change; merges are forgotten after the frame
+    fragment = thing(store, "counter", (0.1, 0.1, 0.3), (0.6, 0.5, 0.9), 3.0, 22.0)
+    store.objects[fragment].state = "broken"
+    fused = make_event(ChangeKind.STATE_CHANGED, store.objects[fragment], 22.0, old_state="open")
+    detector.merge(store.models[counter], store.models[fragment])
+    (event,) = detector.consolidate([fused, fused])
+    assert (event.object_id, event.new_state) == (counter, "broken")
+    assert detector.consolidate([fused]) == [fused]  # the next frame: nothing merged
 
 
 def test_a_unique_look_alike_elsewhere_is_moved_at_once(world) -> None:
