@@ -869,8 +869,8 @@ class SceneMemory:
                 if ka.size == 0 or kb.size == 0:
                     continue
                 inter = np.intersect1d(ka, kb, assume_unique=True).size
-                if inter < cfg.mapping.merge_overlap * min(ka.size, kb.size) and not (
-                    pieces_of_one(a.obj, b.obj, margin)
+                if inter < cfg.mapping.merge_overlap * min(ka.size, kb.size) and not pieces_of_one(
+                    a.obj, b.obj, margin, cfg.mapping.merge_box_overlap
                 ):
                     continue
                 keep, drop = (a, b) if a.index < b.index else (b, a)

@@ -380,9 +380,17 @@ def test_a_sliver_inside_its_object_merges_into_it_whichever_came_first() -> Non
     assert pieces_of_one(store.objects[sliver], store.objects[chair], margin)
     assert not pieces_of_one(store.objects[chair], store.objects[beside], margin)
     assert not pieces_of_one(store.objects[door], store.objects[chair], margin)
-    mem._touched = {sliver, chair, beside, door}
+    # boxes that mostly overlap: one thing whose views saw different surfaces
+    sofa = thing(store, "sofa", (0.0, 2.0, 0.0), (2.0, 3.0, 0.9), 3.0, 4.0)
+    back = thing(store, "sofa", (0.6, 2.3, 0.0), (2.4, 3.2, 0.9), 5.0, 6.0)  # 0.78 inside
+    objs = store.objects
+    assert not pieces_of_one(objs[sofa], objs[back], margin)  # neither much smaller
+    assert pieces_of_one(objs[sofa], objs[back], margin, box_overlap=0.5)
+    assert not pieces_of_one(objs[sofa], objs[back], margin, box_overlap=0.8)
+    assert not pieces_of_one(objs[chair], objs[beside], margin, box_overlap=0.5)  # touching
+    mem._touched = {sliver, chair, beside, door, sofa, back}
     mem._merge_duplicates()
-    assert set(store.objects) == {sliver, beside, door}  # one chair, the older id kept
+    assert set(store.objects) == {sliver, beside, door, sofa}  # one chair, one sofa
     np.testing.assert_allclose(store.objects[sliver].box_max, [0.8, 0.5, 0.9], atol=0.03)
 
 

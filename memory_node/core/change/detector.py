@@ -144,16 +144,25 @@ def is_piece_of(piece: SceneObject, whole: SceneObject, margin: float) -> bool:
     return bool(np.count_nonzero(inside) >= PART_INSIDE * pts.shape[0])
 
 
-def pieces_of_one(a: SceneObject, b: SceneObject, margin: float) -> bool:
+def pieces_of_one(a: SceneObject, b: SceneObject, margin: float, box_overlap: float = 0.0) -> bool:
     """Tell whether two present objects of one label and state are one thing.
 
-    One of them is a piece of the other (:func:`is_piece_of`).
+    One of them is a piece of the other (:func:`is_piece_of`), or (``box_overlap`` > 0) at
+    least that share of the smaller one's box lies inside the other's box.
     """
     if not a.label or a.label != b.label or not (a.present and b.present):
         return False
     if a.state and b.state and a.state != b.state:
         return False  # a door seen alone in another state: its object's state change
-    return is_piece_of(a, b, margin) or is_piece_of(b, a, margin)
+    if is_piece_of(a, b, margin) or is_piece_of(b, a, margin):
+        return True
+    if box_overlap <= 0.0:
+        return False
+    inter = np.prod(
+        np.clip(np.minimum(a.box_max, b.box_max) - np.maximum(a.box_min, b.box_min), 0, None)
+    )
+    smaller = min(float(np.prod(a.box_max - a.box_min)), float(np.prod(b.box_max - b.box_min)))
+    return bool(smaller > 0.0 and inter >= box_overlap * smaller)
 
 
 @dataclass
