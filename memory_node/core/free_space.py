@@ -374,8 +374,9 @@ class FreeSpaceMap:
         # full-resolution pixel of each point: block centre uc = u is pixel u * pool + (pool-1)/2
         x = np.floor(uc * pool + pool / 2.0).astype(np.int64)
         y = np.floor(vc * pool + pool / 2.0).astype(np.int64)
-        with np.errstate(invalid="ignore"):
-            depth = np.nanmedian(np.where(inside, z, np.nan), axis=1)  # NaN: none in view
+        depth = np.full(old.size, np.nan)  # NaN: none in view
+        some = inside.any(axis=1)
+        depth[some] = np.nanmedian(np.where(inside, z, np.nan)[some], axis=1)
         wanted = np.ceil(spacing_m * self._K[old, 0, 0] * pool / np.nan_to_num(depth, nan=1e9))
         divisors = [d for d in range(1, pool + 1) if pool % d == 0]
         keys_all, counts_all = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
