@@ -299,29 +299,17 @@ def test_version_4_files_load_keyframes_with_complete_blocks_only(tmp_path: Path
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
+        ("UPDATE surface_heights SET idx = 40 WHERE idx = 0", "row 40 names no free_space"),
+        ("UPDATE surface_heights SET height = 0 WHERE idx = 2", "row 2 has size 0 x"),
+        ("UPDATE surface_heights SET heights = substr(heights, 3) WHERE idx = 3", "row 3 heights"),
+        ("UPDATE surface_heights SET heights = ? WHERE idx = 3", "keyframe 3 of 7: heights"),
         ("UPDATE free_space_missing SET idx = 40 WHERE idx = 0", "row 40 names no free_space"),
         ("UPDATE free_space_missing SET missing = substr(missing, 3) WHERE idx = 1", "row 1 miss"),
         ("UPDATE free_space_missing SET missing = 'x' WHERE idx = 1", "row 1 missing blob"),
     ],
 )
-def test_load_refuses_corrupt_missing_count_rows(tmp_path: Path, sql: str, reason: str) -> None:
-    path = tmp_path / "memory.db"
-    save_memory(str(path), MemorySnapshot(free_space=make_keyframes(7)))
-    run_sql(path, sql)
-    with pytest.raises(InvalidInput, match=reason):
-        load_memory(str(path))
-
-
-@pytest.mark.parametrize(
-    ("sql", "reason"),
-    [
-        ("UPDATE surface_heights SET idx = 40 WHERE idx = 0", "row 40 names no free_space"),
-        ("UPDATE surface_heights SET height = 0 WHERE idx = 2", "row 2 has size 0 x"),
-        ("UPDATE surface_heights SET heights = substr(heights, 3) WHERE idx = 3", "row 3 heights"),
-        ("UPDATE surface_heights SET heights = ? WHERE idx = 3", "keyframe 3 of 7: heights"),
-    ],
-)
-def test_load_refuses_corrupt_block_height_rows(tmp_path: Path, sql: str, reason: str) -> None:
+def test_load_refuses_corrupt_block_rows(tmp_path: Path, sql: str, reason: str) -> None:
+    """Rows of block heights and of lost-reading counts: each bad one refused, named."""
     path = tmp_path / "memory.db"
     save_memory(str(path), MemorySnapshot(free_space=make_keyframes(7)))
     inf = np.full(12, np.inf, "<f2").tobytes()  # 3 x 4 infinities
