@@ -355,22 +355,20 @@ class FreeSpaceMap:
         )
         return z, uc, vc, u, v, inside
 
-    def _cover(
-        self, footprint: np.ndarray, spacing_m: float, old: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _cover(self, footprint: np.ndarray, spacing_m: float, old: np.ndarray) -> np.ndarray:
         """Count the pixels surely inside the object's image in each block of keyframes ``old``.
 
         ``footprint`` (M, 3) are the object's points, ``spacing_m`` apart. Per keyframe the
         image is rasterised in square cells about as wide as that spacing seen from there
         (whole divisors or multiples of a block), and eroded by one cell: a cell at the
         object's outline may hold a point while its pixels read what is behind. A small
-        object far away counts nothing. Returns (keys, counts): sorted block keys
-        ``(i * rows + v) * cols + u`` (i indexes ``old``; rows, cols: the largest pooled
-        image) and the count for that block.
+        object far away counts nothing. Returns (k, rows, cols) counts (rows, cols: the
+        largest pooled image of ``old``).
         """
         pool = self.config.pool_px
         z, uc, vc, _, _, inside = self._project(np.asarray(footprint, np.float64), old)
         rows, cols = (int(m) for m in self._sizes[old].max(axis=0))
+        cover = np.zeros((old.size, rows, cols), np.int64)
         # full-resolution pixel of each point: block centre uc = u is pixel u * pool + (pool-1)/2
         x = np.floor(uc * pool + pool / 2.0).astype(np.int64)
         y = np.floor(vc * pool + pool / 2.0).astype(np.int64)
@@ -379,10 +377,9 @@ class FreeSpaceMap:
         depth[some] = np.nanmedian(np.where(inside, z, np.nan)[some], axis=1)
         wanted = np.ceil(spacing_m * self._K[old, 0, 0] * pool / np.nan_to_num(depth, nan=1e9))
         divisors = [d for d in range(1, pool + 1) if pool % d == 0]
-        keys_all, counts_all = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        for need in np.unique(wanted[np.isfinite(depth)]).astype(np.int64):
+        for need in np.unique(wanted[some]).astype(np.int64):
             cell = next((d for d in divisors if d >= need), pool * -(-int(need) // pool))
-            rows_k = np.flatnonzero((wanted == need) & np.isfinite(depth))
+            rows_k = np.flatnonzero((wanted == need) & some)
             ins = inside[rows_k]
             i = np.broadcast_to(rows_k[:, None], ins.shape)[ins]
             cx, cy = x[rows_k][ins] // cell + 1, y[rows_k][ins] // cell + 1  # margin of one
@@ -396,10 +393,10 @@ class FreeSpaceMap:
             span = max(1, cell // pool)  # blocks a cell covers along each axis
             for a in range(span):
                 for b in range(span):
-                    keys_all.append((k * rows + py // pool + a) * cols + px // pool + b)
-                    counts_all.append(np.full(k.shape, min(cell, pool) ** 2, np.int64))
-        keys, where = np.unique(np.concatenate(keys_all), return_inverse=True)
-        return keys, np.bincount(where, weights=np.concatenate(counts_all)).astype(np.int64)
+                    bv, bu = py // pool + a, px // pool + b
+                    ok = (bv < rows) & (bu < cols)  # (erosion keeps cells within the image)
+                    np.add.at(cover, (k[ok], bv[ok], bu[ok]), min(cell, pool) ** 2)
+        return cover
 
     def _readings(
         self,
@@ -449,18 +446,12 @@ class FreeSpaceMap:
         if doubt.any():
             # Had the object stood there, the pixels it covers would have read it (nearer
             # than the block's reading) unless every one of them was among the missing ones.
-            keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
-            if footprint is not None:
-                keys, counts = self._cover(footprint[0], footprint[1], old)
-            rows, cols = (int(m) for m in self._sizes[old].max(axis=0))
-            i = np.broadcast_to(np.arange(old.size)[:, None], z.shape)
-            block = ((i * rows + v) * cols + u)[doubt]
-            cover = np.zeros(block.shape, np.int64)
-            if keys.size:
-                at = np.minimum(np.searchsorted(keys, block), keys.size - 1)
-                cover = np.where(keys[at] == block, counts[at], 0)
-            hidden = missing[doubt] >= self.config.max_missing_share * cover
             rows_k, cols_n = np.nonzero(doubt)
+            cover = np.zeros(rows_k.size, np.int64)
+            if footprint is not None:
+                grid = self._cover(footprint[0], footprint[1], old)
+                cover = grid[rows_k, v[rows_k, cols_n], u[rows_k, cols_n]]
+            hidden = missing[doubt] >= self.config.max_missing_share * cover
             reading[rows_k[hidden], cols_n[hidden]] = 0.0  # could hide it: no evidence
         height = np.full(z.shape, np.nan, np.float32)
         if heights:
